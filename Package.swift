@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependency direction (a target imports only what it lists):
+//   gatehouse ─► AuthServer ─► OAuthCore ─► OAuthCrypto ─► COpenSSL
+//                    ├──────► OAuthSQLite ─► OAuthCore, CSQLite
+//                    ├──────► FastCGI ─► CFastCGI
+//                    └──────► Prefork ─► CSystemShims
+let package = Package(
+    name: "Gatehouse",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+    ],
+    targets: [
+        // C libraries from Debian, wrapped once each.
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // What Swift cannot do safely itself: signal handlers, wait-status macros, shared counters.
+        .target(name: "CSystemShims"),
+
+        .target(name: "OAuthCrypto", dependencies: ["COpenSSL"]),
+        .target(name: "OAuthCore", dependencies: ["OAuthCrypto"]),
+        .target(name: "OAuthSQLite", dependencies: ["OAuthCore", "CSQLite"]),
+        .target(name: "FastCGI", dependencies: ["CFastCGI"]),
+        .target(name: "Prefork", dependencies: ["CSystemShims"]),
+        .target(
+            name: "AuthServer",
+            dependencies: [
+                "OAuthCore", "OAuthCrypto", "OAuthSQLite", "FastCGI", "Prefork",
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            resources: [
+                // Compiled into the binary so a copied binary needs no resource folder.
+                .embedInCode("Templates/login.mustache"),
+                .embedInCode("Templates/consent.mustache"),
+                .embedInCode("Templates/error.mustache"),
+            ]
+        ),
+        .executableTarget(
+            name: "gatehouse",
+            dependencies: [
+                "AuthServer", "OAuthCore", "OAuthSQLite", "OAuthCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "OAuthCrypto"]),
+        .testTarget(name: "OAuthCryptoTests", dependencies: ["OAuthCrypto"]),
+        .testTarget(name: "OAuthSQLiteTests", dependencies: ["OAuthSQLite", "OAuthCore", "OAuthCrypto"]),
+        .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore"]),
+    ]
+)

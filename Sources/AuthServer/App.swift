@@ -1,0 +1,120 @@
+import OAuthCore
+import OAuthCrypto
+import OAuthSQLite
+import Prefork
+
+/// One worker's application: configuration, its own store connection, the key, the pages.
+/// `handle` never throws: every error becomes an RFC error response or a 4xx/5xx page.
+public final class App {
+    public let config: ServerConfig
+    public let store: SQLiteStore
+    let key: SecretKey
+    let pages: Pages
+    let clock: Clock
+    let passwords = PasswordHasher()
+    /// Set by the worker loop: the pool's scoreboard snapshot for /status.
+    public var statusProvider: (() -> String)?
+
+    public init(config: ServerConfig, store: SQLiteStore, key: SecretKey, pages: Pages, clock: Clock = .system) {
+        self.config = config
+        self.store = store
+        self.key = key
+        self.pages = pages
+        self.clock = clock
+    }
+
+    /// Opens everything a worker needs (after fork).
+    public static func open(_ config: ServerConfig) throws -> App {
+        let store = try SQLiteStore(path: config.database, busyTimeoutMilliseconds: Int32(config.busyTimeoutMilliseconds))
+        return App(config: config, store: store, key: try SecretKey.loadOrCreate(path: config.secretKeyFile),
+                   pages: try Pages(directory: config.templateDirectory))
+    }
+
+    public enum Endpoint: String, CaseIterable {
+        case authorize, token, revoke, introspect, metadata, validate, health, status
+    }
+
+    /// nginx names the endpoint in `GATEHOUSE_ENDPOINT` (one per location, so prefixes and
+    /// WSO2's `/oauth2/*` aliases need no parsing here); otherwise the path's last part decides.
+    static func endpoint(named: String?, path: String) -> Endpoint? {
+        if let named, let e = Endpoint(rawValue: named) { return e }
+        if path.hasSuffix("/.well-known/oauth-authorization-server") { return .metadata }
+        guard let last = path.split(separator: "/").last else { return nil }
+        return Endpoint(rawValue: String(last))
+    }
+
+    public func handle(_ request: HTTPRequest, endpoint name: String? = nil) -> HTTPResponse {
+        guard let endpoint = App.endpoint(named: name, path: request.path) else {
+            return .json(404, #"{"error":"not_found"}"#)
+        }
+        do {
+            switch endpoint {
+            case .health: return .json(200, #"{"status":"ok"}"#, headers: [("Cache-Control", "no-store")])
+            case .status: return .json(200, statusProvider?() ?? "{}", headers: [("Cache-Control", "no-store")])
+            case .metadata: return metadata(request)
+            case .authorize: return try authorize(request)
+            case .token: return try token(request)
+            case .revoke: return try revoke(request)
+            case .introspect: return try introspect(request)
+            case .validate: return try validate(request)
+            }
+        } catch let e as SQLiteError where e.isBusy {
+            Log.warn("database_busy", ["endpoint": endpoint.rawValue, "detail": e.message])
+            return failure(endpoint, .temporarilyUnavailable(e.description))
+        } catch let e as OAuthError {
+            return failure(endpoint, e)
+        } catch {
+            Log.error("request_failed", ["endpoint": endpoint.rawValue, "detail": "\(error)"])
+            return failure(endpoint, .serverError("\(error)"))
+        }
+    }
+
+    private func failure(_ endpoint: Endpoint, _ error: OAuthError) -> HTTPResponse {
+        if let detail = error.logDetail, error.code == .serverError { Log.error("server_error", ["detail": detail]) }
+        switch endpoint {
+        case .authorize:
+            let status = error.code == .temporarilyUnavailable ? 503 : error.code == .serverError ? 500 : 400
+            return pages.errorPage(status: status, title: "Something went wrong", message: error.description)
+        default:
+            return .oauthError(error)
+        }
+    }
+
+    /// The response for a client authentication failure (401 + WWW-Authenticate after Basic).
+    func authenticateClient(_ request: HTTPRequest, _ params: Parameters) throws -> Result<Client, ClientAuthenticationError> {
+        do {
+            let credentials = try ClientCredentials.extract(authorization: request.header("authorization"), body: params)
+            let client = try store.client(id: credentials.clientID)
+            return .success(try credentials.authenticate(client, hashSecret: key.hash))
+        } catch let e as ClientAuthenticationError {
+            return .failure(e)
+        }
+    }
+
+    var now: Int64 { clock.now() }
+
+    // MARK: - /.well-known/oauth-authorization-server (RFC 8414)
+
+    func metadata(_ request: HTTPRequest) -> HTTPResponse {
+        let scopes = ((try? store.clients()) ?? []).flatMap(\.allowedScopes)
+        var unique: [String] = []
+        for s in scopes where !unique.contains(s) { unique.append(s) }
+        var o = JSONObject()
+        let base = config.issuer
+        o["issuer"] = base
+        o["authorization_endpoint"] = base + "/authorize"
+        o["token_endpoint"] = base + "/token"
+        o["revocation_endpoint"] = base + "/revoke"
+        o["introspection_endpoint"] = base + "/introspect"
+        o.set("scopes_supported", .strings(unique))
+        o.set("response_types_supported", .strings(["code"]))
+        o.set("response_modes_supported", .strings(["query"]))
+        o.set("grant_types_supported", .strings(GrantType.allCases.map(\.rawValue)))
+        o.set("token_endpoint_auth_methods_supported", .strings(["client_secret_basic", "client_secret_post", "none"]))
+        o.set("revocation_endpoint_auth_methods_supported", .strings(["client_secret_basic", "client_secret_post", "none"]))
+        o.set("introspection_endpoint_auth_methods_supported", .strings(["client_secret_basic", "client_secret_post"]))
+        o.set("code_challenge_methods_supported", .strings(["S256", "plain"]))
+        o.set("authorization_response_iss_parameter_supported", true)
+        return .json(200, o.serialized(), headers: [("Cache-Control", "public, max-age=300")])
+    }
+}

@@ -1,0 +1,189 @@
+import FastCGI
+import Foundation
+import OAuthCore
+import OAuthSQLite
+import Prefork
+
+/// `gatehouse serve`: the composition root where config, store, FastCGI and the
+/// pre-forking master meet.
+public enum Server {
+    /// Runs the master until it is stopped; answers the process exit status.
+    public static func run(configPath: String, home: String, workersOverride: Int?) -> Int32 {
+        var config: ServerConfig
+        do {
+            config = try ServerConfig.load(path: configPath, home: home, createIfMissing: true)
+            if let w = workersOverride { config.workers = w }
+            try prepare(config)
+        } catch {
+            FileHandle.standardError.write(Data("gatehouse: error: \(error)\n".utf8))
+            return 1
+        }
+        guard Log.open(path: config.logFile) else {
+            FileHandle.standardError.write(Data("gatehouse: error: cannot open log_file \(config.logFile ?? "")\n".utf8))
+            return 1
+        }
+        let listenFD: Int32
+        do {
+            try FileManager.default.createDirectory(atPath: (config.listen as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            listenFD = try FastCGIListener.open(config.listen, mode: mode_t(config.listenMode))
+        } catch {
+            FileHandle.standardError.write(Data("gatehouse: error: \(error)\n".utf8))
+            return 1
+        }
+        let pidFile = config.home + "/run/gatehouse.pid"
+        try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        defer {
+            unlink(pidFile)
+            if config.listen.hasPrefix("/") { unlink(config.listen) }
+        }
+        Log.info("master_starting", ["listen": config.listen, "workers": config.workers, "database": config.database])
+
+        var current = config
+        var lastPurge = Int64(time(nil))
+        let hooks = MasterHooks(
+            workerMain: { context in
+                workerMain(config: current, listenFD: listenFD, context: context)
+            },
+            reload: {
+                do {
+                    var fresh = try ServerConfig.load(path: configPath, home: home)
+                    if let w = workersOverride { fresh.workers = w }
+                    guard fresh.listen == current.listen else {
+                        throw ConfigError("listen cannot change on reload (restart instead)")
+                    }
+                    try prepare(fresh)
+                    current = fresh
+                    Log.open(path: fresh.logFile)
+                    return fresh.workers
+                } catch {
+                    Log.error("config_invalid", ["detail": "\(error)"])
+                    return nil
+                }
+            },
+            reopenLogs: { Log.open(path: current.logFile) },
+            tick: {
+                let now = Int64(time(nil))
+                guard current.purgeInterval > 0, now - lastPurge >= current.purgeInterval else { return }
+                lastPurge = now
+                startPurge(current)
+            })
+        do {
+            let master = try Master(workers: config.workers, shutdownTimeout: config.shutdownTimeout, hooks: hooks)
+            return master.run()
+        } catch {
+            Log.error("master_failed", ["detail": "\(error)"])
+            return 1
+        }
+    }
+
+    /// Everything that must hold before forking: migrations applied (by the master, on a
+    /// connection it closes before any fork), the key present, templates parseable.
+    public static func prepare(_ config: ServerConfig) throws {
+        try FileManager.default.createDirectory(atPath: config.home + "/run", withIntermediateDirectories: true)
+        do {
+            let store = try SQLiteStore(path: config.database)
+            let ran = try store.migrate()
+            if ran > 0 { Log.info("migrations_applied", ["steps": ran, "version": try store.schemaVersion()]) }
+        }
+        _ = try SecretKey.loadOrCreate(path: config.secretKeyFile)
+        _ = try Pages(directory: config.templateDirectory)
+    }
+
+    /// A worker: its own SQLite connection opened after fork, then one request at a time.
+    static func workerMain(config: ServerConfig, listenFD: Int32, context: WorkerContext) -> Never {
+        let app: App
+        do {
+            app = try App.open(config)
+        } catch {
+            Log.error("worker_init_failed", ["detail": "\(error)"])
+            exit(3)
+        }
+        app.statusProvider = { statusJSON(context) }
+        let connection = FastCGIConnection(listenFD: listenFD, maxBodyBytes: config.maxBodyBytes)
+        var served = 0
+        WorkerSignals.leaveAccept()
+        while served < config.maxRequests {
+            guard WorkerSignals.enterAccept() else { break }
+            let accepted = connection.accept()
+            WorkerSignals.leaveAccept()
+            guard let raw = accepted else {
+                if WorkerSignals.stopRequested { break }
+                continue
+            }
+            context.setBusy(true)
+            let response: HTTPResponse
+            if raw.bodyTooLarge {
+                response = .json(413, #"{"error":"invalid_request","error_description":"request body too large"}"#)
+            } else {
+                response = app.handle(httpRequest(raw), endpoint: raw.params["GATEHOUSE_ENDPOINT"])
+            }
+            connection.respond(status: response.status, reason: reason(response.status), headers: response.headers,
+                               body: response.body)
+            connection.finish()
+            context.countRequest()
+            context.setBusy(false)
+            served += 1
+            if WorkerSignals.stopRequested { break }
+        }
+        exit(0)
+    }
+
+    /// CGI parameters to an HTTP request value (RFC 3875 §4.1).
+    static func httpRequest(_ raw: FastCGIRequest) -> HTTPRequest {
+        var headers: [String: String] = [:]
+        for (k, v) in raw.params where k.hasPrefix("HTTP_") {
+            headers[k.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")] = v
+        }
+        if let ct = raw.params["CONTENT_TYPE"], !ct.isEmpty { headers["content-type"] = ct }
+        return HTTPRequest(method: raw.params["REQUEST_METHOD"] ?? "GET",
+                           path: raw.params["DOCUMENT_URI"] ?? raw.params["SCRIPT_NAME"] ?? "/",
+                           query: raw.params["QUERY_STRING"] ?? "", headers: headers, body: raw.body,
+                           remoteAddress: raw.params["REMOTE_ADDR"] ?? "", isHTTPS: raw.params["HTTPS"] == "on")
+    }
+
+    static func statusJSON(_ context: WorkerContext) -> String {
+        let snap = Master.snapshot(context.scoreboard)
+        var o = JSONObject()
+        o.set("requests_served", Int(snap.total))
+        o.set("workers", snap.workers.count)
+        o.set("busy_workers", snap.workers.filter { $0.busy != 0 }.count)
+        let rows = snap.workers.map { "{\"pid\":\($0.pid),\"requests\":\($0.requests),\"busy\":\($0.busy != 0)}" }
+        o.set("worker_list", .raw("[" + rows.joined(separator: ",") + "]"))
+        return o.serialized()
+    }
+
+    /// Purges in a short-lived child with its own connection, so the master never holds
+    /// a database connection across a fork and its loop never waits on the database.
+    static func startPurge(_ config: ServerConfig) {
+        let pid = fork()
+        guard pid == 0 else { return }
+        do {
+            let store = try SQLiteStore(path: config.database)
+            let counts = try store.purgeExpired(now: Int64(time(nil)), sessionIdleSeconds: config.sessionIdleTimeout)
+            Log.info("purge_done", ["codes": counts["codes"] ?? 0, "tokens": counts["tokens"] ?? 0,
+                                    "families": counts["families"] ?? 0, "sessions": counts["sessions"] ?? 0])
+            exit(0)
+        } catch {
+            Log.error("purge_failed", ["detail": "\(error)"])
+            exit(1)
+        }
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 413: return "Payload Too Large"
+        case 500: return "Internal Server Error"
+        case 503: return "Service Unavailable"
+        default: return "Status"
+        }
+    }
+}

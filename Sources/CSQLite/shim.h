@@ -1,0 +1,8 @@
+#ifndef GATEHOUSE_CSQLITE_SHIM_H
+#define GATEHOUSE_CSQLITE_SHIM_H
+#include <sqlite3.h>
+
+/// SQLITE_TRANSIENT is a macro casting -1 to a function pointer, which Swift cannot import.
+/// It makes SQLite copy bound text and blobs before the call returns.
+static inline sqlite3_destructor_type csqlite_transient(void) { return SQLITE_TRANSIENT; }
+#endif

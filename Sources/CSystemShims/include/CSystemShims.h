@@ -1,0 +1,45 @@
+#ifndef GATEHOUSE_CSYSTEMSHIMS_H
+#define GATEHOUSE_CSYSTEMSHIMS_H
+// Process-control pieces Swift cannot express safely: signal handlers (they must be
+// async-signal-safe C), the wait-status macros (not imported), and a scoreboard of
+// per-worker counters in shared memory that survives fork.
+#include <stdint.h>
+#include <sys/types.h>
+
+// MARK: - wait status macros
+int csys_wifexited(int status);
+int csys_wexitstatus(int status);
+int csys_wifsignaled(int status);
+int csys_wtermsig(int status);
+
+// MARK: - master signals (self-pipe)
+/// Installs handlers for TERM, INT, QUIT, HUP, USR1 and CHLD that each write one byte
+/// ('T', 'I', 'Q', 'H', 'U', 'C') to `write_fd`. SIGPIPE is ignored.
+int csys_install_master_handlers(int write_fd);
+
+// MARK: - worker signals
+/// Restores the master's handlers to defaults and installs a TERM/INT/QUIT handler that
+/// only sets the stop flag. It is installed without SA_RESTART so a blocking accept()
+/// returns EINTR; callers block the signals while serving a request.
+int csys_install_worker_handlers(void);
+/// 1 once the worker was asked to stop.
+int csys_worker_should_stop(void);
+/// Blocks (1) or unblocks (0) TERM, INT and QUIT for the calling process.
+void csys_block_stop_signals(int block);
+
+// MARK: - scoreboard
+typedef struct {
+    int32_t pid;          // 0 = free slot
+    int32_t busy;         // 1 while serving a request
+    uint64_t requests;    // requests served by this worker
+    int64_t started_at;   // unix seconds the worker started
+} csys_slot;
+
+/// Maps `count` zeroed slots shared with every child forked after it. NULL on failure.
+csys_slot *csys_scoreboard_create(int count);
+/// Adds one to the process-wide total of served requests kept in the board's header.
+void csys_scoreboard_add_request(csys_slot *board, int index);
+uint64_t csys_scoreboard_total(csys_slot *board);
+/// A non-blocking, close-on-exec pipe for the master's self-pipe.
+int csys_self_pipe(int fds[2]);
+#endif

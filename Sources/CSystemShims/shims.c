@@ -1,0 +1,117 @@
+#define _GNU_SOURCE  // pipe2
+#include "CSystemShims.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int csys_wifexited(int status) { return WIFEXITED(status); }
+int csys_wexitstatus(int status) { return WEXITSTATUS(status); }
+int csys_wifsignaled(int status) { return WIFSIGNALED(status); }
+int csys_wtermsig(int status) { return WTERMSIG(status); }
+
+// MARK: - master
+
+static int master_pipe_fd = -1;
+
+static void master_handler(int sig) {
+    int saved = errno;  // a handler must not clobber errno of the interrupted code
+    char c = '?';
+    switch (sig) {
+        case SIGTERM: c = 'T'; break;
+        case SIGINT: c = 'I'; break;
+        case SIGQUIT: c = 'Q'; break;
+        case SIGHUP: c = 'H'; break;
+        case SIGUSR1: c = 'U'; break;
+        case SIGCHLD: c = 'C'; break;
+    }
+    if (master_pipe_fd >= 0) {
+        ssize_t ignored = write(master_pipe_fd, &c, 1);  // pipe is non-blocking; a full pipe already wakes the loop
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int csys_install_master_handlers(int write_fd) {
+    master_pipe_fd = write_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = master_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD};
+    for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (sigaction(sigs[i], &sa, NULL) != 0) return -1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+// MARK: - worker
+
+static volatile sig_atomic_t worker_stop = 0;
+
+static void worker_handler(int sig) {
+    (void)sig;
+    worker_stop = 1;
+}
+
+int csys_install_worker_handlers(void) {
+    master_pipe_fd = -1;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGCHLD, &dfl, NULL);
+    sigaction(SIGUSR1, &dfl, NULL);
+    signal(SIGHUP, SIG_IGN);  // reload is the master's business
+    signal(SIGPIPE, SIG_IGN);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = worker_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: accept() must return EINTR
+    if (sigaction(SIGTERM, &sa, NULL) != 0) return -1;
+    if (sigaction(SIGINT, &sa, NULL) != 0) return -1;
+    if (sigaction(SIGQUIT, &sa, NULL) != 0) return -1;
+    return 0;
+}
+
+int csys_worker_should_stop(void) { return worker_stop != 0; }
+
+void csys_block_stop_signals(int block) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+// MARK: - scoreboard
+// Layout: slot[0] is a header whose `requests` is the pool-wide total; workers use 1...count.
+
+csys_slot *csys_scoreboard_create(int count) {
+    size_t size = sizeof(csys_slot) * (size_t)(count + 1);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    memset(p, 0, size);
+    return (csys_slot *)p + 1;
+}
+
+void csys_scoreboard_add_request(csys_slot *board, int index) {
+    __atomic_fetch_add(&board[index].requests, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&(board - 1)->requests, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t csys_scoreboard_total(csys_slot *board) {
+    return __atomic_load_n(&(board - 1)->requests, __ATOMIC_RELAXED);
+}
+
+// pipe2 is a GNU extension that Glibc's Swift overlay does not import.
+int csys_self_pipe(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }

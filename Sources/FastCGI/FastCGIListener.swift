@@ -1,0 +1,119 @@
+import CFastCGI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A listening socket error, with errno.
+public struct SocketError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Opens the FastCGI listen socket in the master, before forking, so every worker
+/// accepts on the same socket and the kernel hands each connection to one of them.
+public enum FastCGIListener {
+    /// `address` is a unix socket path (`/…/gatehouse.sock`) or `host:port` for TCP.
+    /// A stale unix socket file from a crashed master is replaced; `mode` sets its permissions.
+    public static func open(_ address: String, backlog: Int32 = 1024, mode: mode_t = 0o660) throws -> Int32 {
+        if address.hasPrefix("/") { return try openUnix(address, backlog: backlog, mode: mode) }
+        let fd = FCGX_OpenSocket(address, backlog)
+        guard fd >= 0 else { throw SocketError(message: "cannot listen on \(address): \(String(cString: strerror(errno)))") }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
+
+    static func openUnix(_ path: String, backlog: Int32, mode: mode_t) throws -> Int32 {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+        guard path.utf8.count < capacity else { throw SocketError(message: "socket path too long (\(path.utf8.count) bytes, max \(capacity - 1)): \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(message: "socket(): \(String(cString: strerror(errno)))") }
+        unlink(path)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let e = String(cString: strerror(errno))
+            close(fd)
+            throw SocketError(message: "cannot bind \(path): \(e)")
+        }
+        chmod(path, mode)
+        guard listen(fd, backlog) == 0 else {
+            close(fd)
+            throw SocketError(message: "listen(\(path)): \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+}
+
+/// One raw FastCGI request: the CGI parameters and the body. No HTTP or OAuth meaning here.
+public struct FastCGIRequest {
+    public var params: [String: String]
+    public var body: [UInt8]
+    /// True when CONTENT_LENGTH exceeded the configured limit; the body was not read.
+    public var bodyTooLarge: Bool
+}
+
+/// A worker's side of libfcgi: accept one request at a time on the shared socket.
+public final class FastCGIConnection {
+    private var request = FCGX_Request()
+    private let maxBodyBytes: Int
+
+    /// Call after fork. `FCGI_FAIL_ACCEPT_ON_INTR` lets a stop signal interrupt accept().
+    public init(listenFD: Int32, maxBodyBytes: Int) {
+        FCGX_Init()
+        FCGX_InitRequest(&request, listenFD, FCGI_FAIL_ACCEPT_ON_INTR)
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Blocks until a request arrives. nil when accept was interrupted or failed.
+    public func accept() -> FastCGIRequest? {
+        guard FCGX_Accept_r(&request) >= 0 else { return nil }
+        var params: [String: String] = [:]
+        if var p = request.envp {
+            while let entry = p.pointee {
+                if let eq = strchr(entry, Int32(UInt8(ascii: "="))) {
+                    let keyLength = eq - entry
+                    let key = String(decoding: UnsafeRawBufferPointer(start: entry, count: keyLength), as: UTF8.self)
+                    params[key] = String(cString: eq + 1)
+                }
+                p += 1
+            }
+        }
+        let length = Int(params["CONTENT_LENGTH"] ?? "") ?? 0
+        if length > maxBodyBytes { return FastCGIRequest(params: params, body: [], bodyTooLarge: true) }
+        var body = [UInt8](repeating: 0, count: max(length, 0))
+        if length > 0 {
+            let n = body.withUnsafeMutableBufferPointer { buf in
+                buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: length) { FCGX_GetStr($0, Int32(length), request.in) }
+            }
+            body.removeLast(length - Int(max(n, 0)))
+        }
+        return FastCGIRequest(params: params, body: body, bodyTooLarge: false)
+    }
+
+    /// Writes a CGI response: `Status:` line, headers, blank line, body.
+    public func respond(status: Int, reason: String, headers: [(String, String)], body: [UInt8]) {
+        var head = "Status: \(status) \(reason)\r\n"
+        for (name, value) in headers {
+            // Header injection guard: values never carry CR or LF.
+            head += name + ": " + String(value.filter { $0 != "\r" && $0 != "\n" }) + "\r\n"
+        }
+        head += "Content-Length: \(body.count)\r\n\r\n"
+        var bytes = Array(head.utf8)
+        bytes += body
+        bytes.withUnsafeBufferPointer { buf in
+            buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) {
+                _ = FCGX_PutStr($0, Int32(buf.count), request.out)
+            }
+        }
+    }
+
+    /// Ends the current request (flushes and closes the connection to nginx).
+    public func finish() { FCGX_Finish_r(&request) }
+}

@@ -1,0 +1,87 @@
+/// What is stored for an authorization code (only its hash identifies it).
+public struct AuthorizationCodeRecord: Sendable, Equatable {
+    public var clientID: String
+    public var userID: Int64
+    public var username: String
+    public var scope: [String]
+    /// The redirect_uri parameter sent to /authorize, or nil when it was omitted
+    /// (RFC 6749 §4.1.3: then /token must not require it).
+    public var redirectURI: String?
+    public var codeChallenge: String?
+    public var codeChallengeMethod: PKCE.Method?
+    public var expiresAt: Int64
+    public var consumed: Bool
+
+    public init(clientID: String, userID: Int64, username: String, scope: [String], redirectURI: String?,
+                codeChallenge: String?, codeChallengeMethod: PKCE.Method?, expiresAt: Int64, consumed: Bool = false) {
+        self.clientID = clientID
+        self.userID = userID
+        self.username = username
+        self.scope = scope
+        self.redirectURI = redirectURI
+        self.codeChallenge = codeChallenge
+        self.codeChallengeMethod = codeChallengeMethod
+        self.expiresAt = expiresAt
+        self.consumed = consumed
+    }
+}
+
+public enum TokenKind: String, Sendable { case access, refresh }
+
+/// A stored access or refresh token.
+public struct TokenRecord: Sendable, Equatable {
+    public var kind: TokenKind
+    public var clientID: String
+    /// nil for client_credentials tokens.
+    public var username: String?
+    public var scope: [String]
+    public var issuedAt: Int64
+    public var expiresAt: Int64
+    public var revoked: Bool
+    /// All tokens descending from one grant (a code, a password or client_credentials
+    /// request) share a family, so reuse detection and revocation cover all of them.
+    public var familyID: Int64
+    /// Refresh tokens: set once rotated (the moment it was used).
+    public var rotatedAt: Int64?
+
+    public init(kind: TokenKind, clientID: String, username: String?, scope: [String], issuedAt: Int64,
+                expiresAt: Int64, revoked: Bool, familyID: Int64, rotatedAt: Int64? = nil) {
+        self.kind = kind
+        self.clientID = clientID
+        self.username = username
+        self.scope = scope
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.revoked = revoked
+        self.familyID = familyID
+        self.rotatedAt = rotatedAt
+    }
+
+    public func isActive(at now: Int64) -> Bool { !revoked && now < expiresAt && rotatedAt == nil }
+}
+
+/// A token pair as issued, before its wire form.
+public struct IssuedTokens: Sendable, Equatable {
+    public var accessToken: String
+    public var refreshToken: String?
+    public var scope: [String]
+    public var expiresIn: Int
+
+    public init(accessToken: String, refreshToken: String?, scope: [String], expiresIn: Int) {
+        self.accessToken = accessToken
+        self.refreshToken = refreshToken
+        self.scope = scope
+        self.expiresIn = expiresIn
+    }
+
+    /// RFC 6749 §5.1, shaped like WSO2's password-grant response, with no-store headers.
+    public func response() -> HTTPResponse {
+        var o = JSONObject()
+        o["access_token"] = accessToken
+        o["refresh_token"] = refreshToken
+        o["scope"] = Scope.string(scope)
+        o["token_type"] = "Bearer"
+        o.set("expires_in", expiresIn)
+        return .json(200, o.serialized(), headers: HTTPResponse.noStoreHeaders)
+    }
+}

@@ -1,0 +1,204 @@
+import CSQLite
+
+/// An SQLite failure with its extended result code. Never shown to a client:
+/// `isBusy` maps to 503 temporarily_unavailable, anything else to 500.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    public var code: Int32
+    public var message: String
+    public var sql: String?
+
+    public var isBusy: Bool { code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED }
+    public var isConstraint: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+    public var description: String { "sqlite error \(code): \(message)" + (sql.map { " in \($0)" } ?? "") }
+}
+
+/// One connection, owned by one process. Workers open theirs after fork: a connection
+/// must never cross a fork (https://www.sqlite.org/howtocorrupt.html §2.6).
+public final class Connection {
+    let handle: OpaquePointer
+    private var cache: [String: Statement] = [:]
+
+    /// Opens `path` with the pragmas every connection needs.
+    /// - `busy_timeout`: wait for another worker's write lock instead of failing at once.
+    /// - `foreign_keys`: removing a client or user cascades to its tokens.
+    /// - `synchronous=FULL`: in WAL mode NORMAL survives a process crash but can lose the
+    ///   last commits on power loss or an OS crash; a lost commit could resurrect a revoked
+    ///   token or a rotated refresh token, so every commit is fsynced
+    ///   (https://www.sqlite.org/pragma.html#pragma_synchronous).
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false) throws {
+        var db: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: rc, message: "\(message) (\(path))", sql: nil)
+        }
+        handle = db
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        try execute("PRAGMA foreign_keys = ON")
+        try execute("PRAGMA synchronous = FULL")
+    }
+
+    deinit {
+        cache.removeAll()  // finalizes every cached statement before closing
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs one or more statements without results (DDL, pragmas, BEGIN/COMMIT).
+    public func execute(_ sql: String) throws {
+        var errmsg: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
+        if rc != SQLITE_OK {
+            let message = errmsg.map { String(cString: $0) } ?? "error"
+            sqlite3_free(errmsg)
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: message, sql: sql)
+        }
+    }
+
+    /// The cached prepared statement for `sql`, prepared once per connection lifetime
+    /// (`SQLITE_PREPARE_PERSISTENT`), reset and unbound for reuse.
+    public func statement(_ sql: String) throws -> Statement {
+        if let s = cache[sql] {
+            s.reset()
+            return s
+        }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql: sql) }
+        let s = Statement(stmt, connection: self, sql: sql)
+        cache[sql] = s
+        return s
+    }
+
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    func error(_ rc: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction. Every read-then-write goes through
+    /// here: in WAL mode a deferred transaction that reads, then writes after another
+    /// process committed, fails with SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot retry.
+    public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            // An I/O or busy error may already have rolled back (sqlite3_get_autocommit).
+            if sqlite3_get_autocommit(handle) == 0 { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Runs `body` in a read transaction so several reads see one snapshot.
+    public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        defer { if sqlite3_get_autocommit(handle) == 0 { try? execute("COMMIT") } }
+        return try body()
+    }
+
+    /// Convenience for one-off queries: all rows mapped by `map`.
+    public func query<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Statement) throws -> T) throws -> [T] {
+        let s = try statement(sql)
+        try s.bind(bindings)
+        var out: [T] = []
+        while try s.step() { out.append(try map(s)) }
+        return out
+    }
+
+    /// The first row mapped by `map`, or nil. The statement is reset at once so no read
+    /// transaction stays open (an open reader blocks WAL checkpoints).
+    public func queryOne<T>(_ sql: String, _ bindings: [SQLValue] = [], _ map: (Statement) throws -> T) throws -> T? {
+        let s = try statement(sql)
+        try s.bind(bindings)
+        defer { s.reset() }
+        return try s.step() ? try map(s) : nil
+    }
+
+    /// Runs a statement that returns no rows; answers the number of rows changed.
+    @discardableResult
+    public func run(_ sql: String, _ bindings: [SQLValue] = []) throws -> Int {
+        let s = try statement(sql)
+        try s.bind(bindings)
+        while try s.step() {}
+        return changes
+    }
+}
+
+/// A value bound to a statement parameter.
+public enum SQLValue: Sendable {
+    case int(Int64), text(String), blob([UInt8]), null
+
+    public static func optional(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
+    public static func optional(_ n: Int64?) -> SQLValue { n.map { .int($0) } ?? .null }
+}
+
+/// A prepared statement, finalized when the connection's cache releases it.
+public final class Statement {
+    let stmt: OpaquePointer
+    unowned let connection: Connection
+    let sql: String
+
+    init(_ stmt: OpaquePointer, connection: Connection, sql: String) {
+        self.stmt = stmt
+        self.connection = connection
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(stmt) }
+
+    func reset() {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+    }
+
+    /// Binds `values` to parameters 1...n.
+    public func bind(_ values: [SQLValue]) throws {
+        for (i, v) in values.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32
+            switch v {
+            case .int(let n): rc = sqlite3_bind_int64(stmt, index, n)
+            case .text(let s): rc = sqlite3_bind_text(stmt, index, s, -1, csqlite_transient())
+            case .blob(let b):
+                rc = b.withUnsafeBytes { sqlite3_bind_blob(stmt, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(b.count), csqlite_transient()) }
+            case .null: rc = sqlite3_bind_null(stmt, index)
+            }
+            guard rc == SQLITE_OK else { throw connection.error(rc, sql: sql) }
+        }
+    }
+
+    /// Advances to the next row; false when done.
+    public func step() throws -> Bool {
+        let rc = sqlite3_step(stmt)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        let e = connection.error(rc, sql: sql)
+        sqlite3_reset(stmt)
+        throw e
+    }
+
+    public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+    public func optionalInt(_ column: Int32) -> Int64? {
+        sqlite3_column_type(stmt, column) == SQLITE_NULL ? nil : sqlite3_column_int64(stmt, column)
+    }
+    public func text(_ column: Int32) -> String {
+        guard let p = sqlite3_column_text(stmt, column) else { return "" }
+        return String(cString: p)
+    }
+    public func optionalText(_ column: Int32) -> String? {
+        sqlite3_column_type(stmt, column) == SQLITE_NULL ? nil : text(column)
+    }
+    public func blob(_ column: Int32) -> [UInt8]? {
+        guard sqlite3_column_type(stmt, column) != SQLITE_NULL else { return nil }
+        let n = Int(sqlite3_column_bytes(stmt, column))
+        guard n > 0, let p = sqlite3_column_blob(stmt, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+}

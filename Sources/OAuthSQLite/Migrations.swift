@@ -1,0 +1,115 @@
+/// Versioned schema changes, applied in order; `PRAGMA user_version` records the last one.
+/// The master applies them before forking, and `gatehouse migrate` does on demand.
+public enum Migrations {
+    /// Append-only: never edit a migration that has shipped.
+    static let steps: [String] = [
+        // 1: the initial schema.
+        """
+        CREATE TABLE clients (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            secret_hash BLOB,                 -- HMAC-SHA-256 under the server key; NULL = public client
+            redirect_uris TEXT NOT NULL,      -- space-separated (URIs cannot contain spaces)
+            grant_types TEXT NOT NULL,        -- space-separated
+            scopes TEXT NOT NULL,
+            default_scopes TEXT NOT NULL,
+            require_pkce INTEGER NOT NULL DEFAULT 0,
+            resource_server INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,      -- pbkdf2-sha256$iterations$salt$hash
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL
+        );
+        -- A family is one grant: every token descending from one code, password or
+        -- client_credentials request. Revocation and reuse detection act on families.
+        CREATE TABLE families (
+            id INTEGER PRIMARY KEY,
+            client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+            scope TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,      -- absolute end of the refresh chain
+            refresh_generation INTEGER NOT NULL DEFAULT 0,
+            revoked_at INTEGER
+        );
+        CREATE INDEX families_client ON families(client_id);
+        CREATE INDEX families_user ON families(user_id);
+        CREATE INDEX families_expires ON families(expires_at);
+        CREATE TABLE codes (
+            hash BLOB PRIMARY KEY,
+            client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            scope TEXT NOT NULL,
+            redirect_uri TEXT,
+            code_challenge TEXT,
+            code_challenge_method TEXT,
+            expires_at INTEGER NOT NULL,
+            consumed_at INTEGER,
+            family_id INTEGER REFERENCES families(id) ON DELETE SET NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX codes_expires ON codes(expires_at);
+        CREATE TABLE tokens (
+            hash BLOB PRIMARY KEY,            -- HMAC-SHA-256 of the token; the token itself is never stored
+            kind INTEGER NOT NULL,            -- 0 access, 1 refresh
+            family_id INTEGER NOT NULL REFERENCES families(id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL,
+            user_id INTEGER,
+            scope TEXT NOT NULL,
+            issued_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 0,
+            rotated_at INTEGER,
+            revoked_at INTEGER
+        ) WITHOUT ROWID;
+        CREATE INDEX tokens_family ON tokens(family_id);
+        CREATE INDEX tokens_expires ON tokens(expires_at);
+        CREATE TABLE sessions (
+            id_hash BLOB PRIMARY KEY,
+            csrf TEXT NOT NULL,
+            user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+            authenticated_at INTEGER,
+            created_at INTEGER NOT NULL,
+            last_seen_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX sessions_seen ON sessions(last_seen_at);
+        CREATE TABLE consents (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            scope TEXT NOT NULL,
+            granted_at INTEGER NOT NULL,
+            PRIMARY KEY (user_id, client_id, scope)
+        ) WITHOUT ROWID;
+        CREATE TABLE login_failures (
+            key TEXT PRIMARY KEY,             -- 'user:<name>' or 'addr:<ip>'
+            failures INTEGER NOT NULL,
+            window_start INTEGER NOT NULL,
+            locked_until INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        """,
+    ]
+
+    public static var latestVersion: Int { steps.count }
+
+    /// Brings the database at `connection` to the latest version; answers how many steps ran.
+    /// Sets WAL mode, which is persistent in the file, so every later connection uses it.
+    @discardableResult
+    public static func apply(_ connection: Connection) throws -> Int {
+        let mode = try connection.queryOne("PRAGMA journal_mode = WAL") { $0.text(0) }
+        guard mode == "wal" else { throw SQLiteError(code: 1, message: "could not enable WAL mode (got \(mode ?? "?"))", sql: nil) }
+        return try connection.writeTransaction {
+            let current = Int(try connection.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0)
+            guard current <= steps.count else {
+                throw SQLiteError(code: 1, message: "database schema version \(current) is newer than this binary (\(steps.count))", sql: nil)
+            }
+            for version in current..<steps.count {
+                try connection.execute(steps[version])
+                try connection.execute("PRAGMA user_version = \(version + 1)")
+            }
+            return steps.count - current
+        }
+    }
+}

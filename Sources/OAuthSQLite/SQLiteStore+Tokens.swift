@@ -1,0 +1,268 @@
+import OAuthCore
+
+/// Hashes and lifetimes of the tokens to insert for one grant step.
+public struct NewTokens: Sendable {
+    public var accessHash: [UInt8]
+    public var accessExpiresAt: Int64
+    public var refreshHash: [UInt8]?
+    public var refreshExpiresAt: Int64
+    /// The absolute end of the refresh chain, fixed when the family is created.
+    public var familyExpiresAt: Int64
+
+    public init(accessHash: [UInt8], accessExpiresAt: Int64, refreshHash: [UInt8]?, refreshExpiresAt: Int64,
+                familyExpiresAt: Int64) {
+        self.accessHash = accessHash
+        self.accessExpiresAt = accessExpiresAt
+        self.refreshHash = refreshHash
+        self.refreshExpiresAt = refreshExpiresAt
+        self.familyExpiresAt = familyExpiresAt
+    }
+}
+
+public enum CodeRedemption: Sendable, Equatable {
+    case issued(AuthorizationCodeRecord)
+    case notFound
+    /// A second use: the grant it produced has been revoked (RFC 6749 §4.1.2).
+    case replayed
+}
+
+/// A token as looked up for validation or introspection.
+public struct TokenLookup: Sendable, Equatable {
+    public var record: TokenRecord
+    public var userDisabled: Bool
+}
+
+public enum RefreshOutcome: Sendable, Equatable {
+    /// The new tokens were stored; the scope they carry.
+    case rotated(scope: [String], username: String?)
+    case invalid(String)
+    /// A rotated refresh token came back: its whole family is now revoked.
+    case reuseDetected
+}
+
+/// What the refresh grant needs to decide about one presented token.
+public struct RefreshCandidate: Sendable {
+    public var record: TokenRecord
+    public var userDisabled: Bool
+    public var familyScope: [String]
+}
+
+extension SQLiteStore {
+    // MARK: - codes
+
+    public func insertCode(hash: [UInt8], _ c: AuthorizationCodeRecord) throws {
+        try db.run("""
+            INSERT INTO codes (hash, client_id, user_id, scope, redirect_uri, code_challenge, code_challenge_method, expires_at)
+            VALUES (?,?,?,?,?,?,?,?)
+            """, [.blob(hash), .text(c.clientID), .int(c.userID), .text(Scope.string(c.scope)), .optional(c.redirectURI),
+                  .optional(c.codeChallenge), .optional(c.codeChallengeMethod?.rawValue), .int(c.expiresAt)])
+    }
+
+    /// Redeems a code and stores its tokens in one `BEGIN IMMEDIATE` transaction, so two
+    /// workers racing on one code cannot both win. `check` applies the protocol rules to
+    /// the stored code (client, redirect URI, PKCE, expiry) and throws to refuse it; then
+    /// nothing is written.
+    public func redeemCode(hash: [UInt8], now: Int64, tokens: NewTokens,
+                           check: (AuthorizationCodeRecord) throws -> Void) throws -> CodeRedemption {
+        try db.writeTransaction {
+            let row = try db.queryOne("""
+                SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
+                       c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id
+                FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = ?
+                """, [.blob(hash)]) { s in
+                (AuthorizationCodeRecord(clientID: s.text(0), userID: s.int(1), username: s.text(2), scope: Self.words(s.text(3)),
+                                         redirectURI: s.optionalText(4), codeChallenge: s.optionalText(5),
+                                         codeChallengeMethod: s.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
+                                         expiresAt: s.int(7), consumed: s.optionalInt(8) != nil), s.optionalInt(9))
+            }
+            guard let (record, familyID) = row else { return .notFound }
+            if record.consumed {
+                if let familyID { try revokeFamily(familyID, now: now) }
+                return .replayed
+            }
+            try check(record)
+            guard try db.run("UPDATE codes SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL", [.int(now), .blob(hash)]) == 1
+            else { return .replayed }
+            let family = try insertFamily(clientID: record.clientID, userID: record.userID, scope: record.scope, now: now,
+                                          expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
+            try insertTokens(tokens, family: family, clientID: record.clientID, userID: record.userID, scope: record.scope,
+                             generation: 0, now: now)
+            try db.run("UPDATE codes SET family_id = ? WHERE hash = ?", [.int(family), .blob(hash)])
+            return .issued(record)
+        }
+    }
+
+    // MARK: - issuing
+
+    /// Starts a new grant (client_credentials, password) with its first tokens.
+    public func issue(clientID: String, userID: Int64?, scope: [String], tokens: NewTokens, now: Int64) throws {
+        try db.writeTransaction {
+            let family = try insertFamily(clientID: clientID, userID: userID, scope: scope, now: now,
+                                          expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
+            try insertTokens(tokens, family: family, clientID: clientID, userID: userID, scope: scope, generation: 0, now: now)
+        }
+    }
+
+    func insertFamily(clientID: String, userID: Int64?, scope: [String], now: Int64, expiresAt: Int64) throws -> Int64 {
+        try db.run("INSERT INTO families (client_id, user_id, scope, created_at, expires_at) VALUES (?,?,?,?,?)",
+                   [.text(clientID), .optional(userID), .text(Scope.string(scope)), .int(now), .int(expiresAt)])
+        return db.lastInsertRowID
+    }
+
+    func insertTokens(_ t: NewTokens, family: Int64, clientID: String, userID: Int64?, scope: [String], generation: Int64,
+                      now: Int64) throws {
+        let sql = """
+            INSERT INTO tokens (hash, kind, family_id, client_id, user_id, scope, issued_at, expires_at, generation)
+            VALUES (?,?,?,?,?,?,?,?,?)
+            """
+        let scopeText = Scope.string(scope)
+        try db.run(sql, [.blob(t.accessHash), .int(0), .int(family), .text(clientID), .optional(userID), .text(scopeText),
+                         .int(now), .int(t.accessExpiresAt), .int(generation)])
+        if let r = t.refreshHash {
+            try db.run(sql, [.blob(r), .int(1), .int(family), .text(clientID), .optional(userID), .text(scopeText),
+                             .int(now), .int(min(t.refreshExpiresAt, t.familyExpiresAt)), .int(generation)])
+        }
+    }
+
+    // MARK: - refresh rotation
+
+    /// Rotates a refresh token in one `BEGIN IMMEDIATE` transaction (RFC 6749 §6, RFC 9700
+    /// §4.14.2). `decide` applies the protocol rules (client, scope) and answers the scope of
+    /// the new tokens. A token already rotated is reuse: the family is revoked, unless it is
+    /// the immediately preceding generation still inside `graceSeconds`.
+    public func rotateRefreshToken(hash: [UInt8], now: Int64, graceSeconds: Int64, tokens: NewTokens,
+                                   decide: (RefreshCandidate) throws -> [String]) throws -> RefreshOutcome {
+        try db.writeTransaction {
+            let row = try db.queryOne("""
+                SELECT t.kind, t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
+                       t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
+                       f.scope, COALESCE(u.disabled, 0)
+                FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
+                WHERE t.hash = ?
+                """, [.blob(hash)]) { s in
+                (kind: s.int(0), record: TokenRecord(kind: .refresh, clientID: s.text(1), username: s.optionalText(3),
+                                                     scope: Self.words(s.text(4)), issuedAt: s.int(5), expiresAt: s.int(6),
+                                                     revoked: s.optionalInt(7) != nil || s.optionalInt(13) != nil,
+                                                     familyID: s.int(9), rotatedAt: s.optionalInt(8)),
+                 userID: s.optionalInt(2), generation: s.int(10), familyGeneration: s.int(11), familyExpires: s.int(12),
+                 familyScope: Self.words(s.text(14)), disabled: s.int(15) != 0)
+            }
+            guard let row, row.kind == 1 else { return .invalid("unknown refresh token") }
+            let r = row.record
+            if r.revoked { return .invalid("refresh token revoked") }
+            var grace = false
+            if let rotatedAt = r.rotatedAt {
+                grace = graceSeconds > 0 && now - rotatedAt <= graceSeconds && row.generation == row.familyGeneration - 1
+                if !grace {
+                    try revokeFamily(r.familyID, now: now)
+                    return .reuseDetected
+                }
+            }
+            if now >= r.expiresAt || now >= row.familyExpires { return .invalid("refresh token expired") }
+            let scope = try decide(RefreshCandidate(record: r, userDisabled: row.disabled, familyScope: row.familyScope))
+            let generation = grace ? row.familyGeneration : row.familyGeneration + 1
+            if !grace {
+                try db.run("UPDATE tokens SET rotated_at = ? WHERE family_id = ? AND kind = 1 AND rotated_at IS NULL",
+                           [.int(now), .int(r.familyID)])
+                try db.run("UPDATE families SET refresh_generation = ? WHERE id = ?", [.int(generation), .int(r.familyID)])
+            }
+            var t = tokens
+            t.familyExpiresAt = row.familyExpires
+            try insertTokens(t, family: r.familyID, clientID: r.clientID, userID: row.userID, scope: scope,
+                             generation: generation, now: now)
+            return .rotated(scope: scope, username: r.username)
+        }
+    }
+
+    // MARK: - lookup, revocation
+
+    /// One indexed lookup by hash, no write: validation and introspection.
+    public func token(hash: [UInt8]) throws -> TokenLookup? {
+        try db.queryOne("""
+            SELECT t.kind, t.client_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at, t.family_id,
+                   t.rotated_at, COALESCE(u.disabled, 0)
+            FROM tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = ?
+            """, [.blob(hash)]) { s in
+            TokenLookup(record: TokenRecord(kind: s.int(0) == 1 ? .refresh : .access, clientID: s.text(1),
+                                            username: s.optionalText(2), scope: Self.words(s.text(3)), issuedAt: s.int(4),
+                                            expiresAt: s.int(5), revoked: s.optionalInt(6) != nil, familyID: s.int(7),
+                                            rotatedAt: s.optionalInt(8)),
+                        userDisabled: s.int(9) != 0)
+        }
+    }
+
+    /// RFC 7009 §2.1: revokes `hash` if it belongs to `clientID`; a refresh token takes its
+    /// whole family (the access tokens issued from it) along. Answers whether anything changed.
+    @discardableResult
+    public func revoke(hash: [UInt8], clientID: String, now: Int64) throws -> Bool {
+        try db.writeTransaction {
+            guard let (kind, family, owner) = try db.queryOne("SELECT kind, family_id, client_id FROM tokens WHERE hash = ?",
+                                                              [.blob(hash)], { ($0.int(0), $0.int(1), $0.text(2)) }),
+                owner == clientID
+            else { return false }
+            if kind == 1 {
+                try revokeFamily(family, now: now)
+            } else {
+                try db.run("UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL", [.int(now), .blob(hash)])
+            }
+            return true
+        }
+    }
+
+    /// Operator revocation: every grant of a client or of a user. Answers the families revoked.
+    public func revokeAll(clientID: String? = nil, username: String? = nil, now: Int64) throws -> Int {
+        try db.writeTransaction {
+            if let clientID { return try revokeFamilies(where: "client_id = ?", [.text(clientID)], now: now) }
+            if let username {
+                return try revokeFamilies(where: "user_id = (SELECT id FROM users WHERE username = ?)", [.text(username)], now: now)
+            }
+            return 0
+        }
+    }
+
+    func revokeFamily(_ id: Int64, now: Int64) throws {
+        try db.run("UPDATE families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [.int(now), .int(id)])
+        try db.run("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", [.int(now), .int(id)])
+    }
+
+    func revokeFamilies(where condition: String, _ bindings: [SQLValue], now: Int64) throws -> Int {
+        let ids = try db.query("SELECT id FROM families WHERE revoked_at IS NULL AND \(condition)", bindings) { $0.int(0) }
+        for id in ids { try revokeFamily(id, now: now) }
+        return ids.count
+    }
+
+    // MARK: - purge
+
+    /// Deletes expired rows in batches of `batch`, each batch its own short transaction so
+    /// /token never waits long behind the purge. Answers rows deleted per table.
+    public func purgeExpired(now: Int64, batch: Int = 1000, sessionIdleSeconds: Int64, progress: ((String, Int) -> Void)? = nil)
+        throws -> [String: Int]
+    {
+        let jobs: [(String, String, [SQLValue])] = [
+            ("codes", "DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at <= ?1 LIMIT ?2)", [.int(now)]),
+            ("tokens", "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at <= ?1 LIMIT ?2)", [.int(now)]),
+            ("families", """
+                DELETE FROM families WHERE id IN (SELECT id FROM families f WHERE expires_at <= ?1
+                    AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id) LIMIT ?2)
+                """, [.int(now)]),
+            ("sessions", "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE last_seen_at <= ?1 LIMIT ?2)",
+             [.int(now - sessionIdleSeconds)]),
+            ("login_failures", """
+                DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures
+                    WHERE locked_until <= ?1 AND window_start <= ?1 - 86400 LIMIT ?2)
+                """, [.int(now)]),
+        ]
+        var counts: [String: Int] = [:]
+        for (table, sql, args) in jobs {
+            var total = 0
+            while true {
+                let n = try db.writeTransaction { try db.run(sql, args + [.int(Int64(batch))]) }
+                total += n
+                if n > 0 { progress?(table, total) }
+                if n < batch { break }
+            }
+            counts[table] = total
+        }
+        return counts
+    }
+}

@@ -1,0 +1,219 @@
+import OAuthCore
+
+/// Everything Gatehouse keeps, behind grant-level operations that are each one
+/// transaction. No SQL lives outside this module.
+public final class SQLiteStore {
+    public let db: Connection
+
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
+        db = try Connection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+    }
+
+    /// Applies pending migrations (master before fork, or `gatehouse migrate`).
+    @discardableResult
+    public func migrate() throws -> Int { try Migrations.apply(db) }
+
+    /// The schema version of the open database.
+    public func schemaVersion() throws -> Int { Int(try db.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0) }
+
+    static func words(_ s: String) -> [String] { s.split(separator: " ").map(String.init) }
+}
+
+// MARK: - clients
+
+extension SQLiteStore {
+    static let clientColumns = "id, name, secret_hash, redirect_uris, grant_types, scopes, default_scopes, require_pkce, resource_server"
+
+    static func client(_ s: Statement) -> Client {
+        Client(id: s.text(0), name: s.text(1), secretHash: s.blob(2), redirectURIs: words(s.text(3)),
+               grantTypes: words(s.text(4)).compactMap(GrantType.init(rawValue:)), allowedScopes: words(s.text(5)),
+               defaultScopes: words(s.text(6)), requirePKCE: s.int(7) != 0, isResourceServer: s.int(8) != 0)
+    }
+
+    static func bindings(_ c: Client) -> [SQLValue] {
+        [.text(c.id), .text(c.name), c.secretHash.map { .blob($0) } ?? .null, .text(c.redirectURIs.joined(separator: " ")),
+         .text(c.grantTypes.map(\.rawValue).joined(separator: " ")), .text(c.allowedScopes.joined(separator: " ")),
+         .text(c.defaultScopes.joined(separator: " ")), .int(c.requirePKCE ? 1 : 0), .int(c.isResourceServer ? 1 : 0)]
+    }
+
+    /// Adds a client; false when the id is taken.
+    public func insertClient(_ c: Client, now: Int64) throws -> Bool {
+        do {
+            try db.run("INSERT INTO clients (\(Self.clientColumns), created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       Self.bindings(c) + [.int(now)])
+            return true
+        } catch let e as SQLiteError where e.isConstraint {
+            return false
+        }
+    }
+
+    public func client(id: String) throws -> Client? {
+        try db.queryOne("SELECT \(Self.clientColumns) FROM clients WHERE id = ?", [.text(id)], Self.client)
+    }
+
+    public func clients() throws -> [Client] {
+        try db.query("SELECT \(Self.clientColumns) FROM clients ORDER BY created_at, id", [], Self.client)
+    }
+
+    /// Replaces a client's settings (and secret hash); false when it does not exist.
+    public func updateClient(_ c: Client) throws -> Bool {
+        try db.run("""
+            UPDATE clients SET name = ?2, secret_hash = ?3, redirect_uris = ?4, grant_types = ?5, scopes = ?6,
+                default_scopes = ?7, require_pkce = ?8, resource_server = ?9 WHERE id = ?1
+            """, Self.bindings(c)) == 1
+    }
+
+    /// Removes a client; its codes, grants and tokens go with it (foreign keys cascade).
+    public func removeClient(id: String) throws -> Bool {
+        try db.writeTransaction { try db.run("DELETE FROM clients WHERE id = ?", [.text(id)]) == 1 }
+    }
+}
+
+// MARK: - users
+
+extension SQLiteStore {
+    static func user(_ s: Statement) -> User {
+        User(id: s.int(0), username: s.text(1), passwordHash: s.text(2), disabled: s.int(3) != 0)
+    }
+
+    /// Adds a user; nil when the name is taken.
+    public func insertUser(username: String, passwordHash: String, now: Int64) throws -> Int64? {
+        do {
+            try db.run("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
+                       [.text(username), .text(passwordHash), .int(now)])
+            return db.lastInsertRowID
+        } catch let e as SQLiteError where e.isConstraint {
+            return nil
+        }
+    }
+
+    public func user(named username: String) throws -> User? {
+        try db.queryOne("SELECT id, username, password_hash, disabled FROM users WHERE username = ?", [.text(username)], Self.user)
+    }
+
+    public func user(id: Int64) throws -> User? {
+        try db.queryOne("SELECT id, username, password_hash, disabled FROM users WHERE id = ?", [.int(id)], Self.user)
+    }
+
+    public func users() throws -> [User] {
+        try db.query("SELECT id, username, password_hash, disabled FROM users ORDER BY username", [], Self.user)
+    }
+
+    public func setPassword(username: String, passwordHash: String) throws -> Bool {
+        try db.run("UPDATE users SET password_hash = ? WHERE username = ?", [.text(passwordHash), .text(username)]) == 1
+    }
+
+    /// Disabling a user also ends their sessions and revokes their grants: nothing they
+    /// hold keeps working.
+    public func setDisabled(username: String, _ disabled: Bool, now: Int64) throws -> Bool {
+        try db.writeTransaction {
+            guard try db.run("UPDATE users SET disabled = ? WHERE username = ?", [.int(disabled ? 1 : 0), .text(username)]) == 1
+            else { return false }
+            if disabled {
+                try db.run("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?)", [.text(username)])
+                _ = try revokeFamilies(where: "user_id = (SELECT id FROM users WHERE username = ?)", [.text(username)], now: now)
+            }
+            return true
+        }
+    }
+
+    public func removeUser(username: String) throws -> Bool {
+        try db.writeTransaction { try db.run("DELETE FROM users WHERE username = ?", [.text(username)]) == 1 }
+    }
+}
+
+// MARK: - browser sessions, consent, login throttling
+
+/// A browser session row; the cookie holds the id, the table only its hash.
+public struct SessionRecord: Sendable, Equatable {
+    public var csrf: String
+    public var userID: Int64?
+    public var authenticatedAt: Int64?
+    public var createdAt: Int64
+    public var lastSeenAt: Int64
+
+    public init(csrf: String, userID: Int64?, authenticatedAt: Int64?, createdAt: Int64, lastSeenAt: Int64) {
+        self.csrf = csrf
+        self.userID = userID
+        self.authenticatedAt = authenticatedAt
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+    }
+}
+
+extension SQLiteStore {
+    public func createSession(idHash: [UInt8], csrf: String, userID: Int64? = nil, now: Int64) throws {
+        try db.run("INSERT INTO sessions (id_hash, csrf, user_id, authenticated_at, created_at, last_seen_at) VALUES (?,?,?,?,?,?)",
+                   [.blob(idHash), .text(csrf), .optional(userID), .optional(userID == nil ? nil : now), .int(now), .int(now)])
+    }
+
+    public func session(idHash: [UInt8]) throws -> SessionRecord? {
+        try db.queryOne("""
+            SELECT s.csrf, s.user_id, s.authenticated_at, s.created_at, s.last_seen_at
+            FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+            WHERE s.id_hash = ? AND (s.user_id IS NULL OR u.disabled = 0)
+            """, [.blob(idHash)]) {
+            SessionRecord(csrf: $0.text(0), userID: $0.optionalInt(1), authenticatedAt: $0.optionalInt(2),
+                          createdAt: $0.int(3), lastSeenAt: $0.int(4))
+        }
+    }
+
+    public func touchSession(idHash: [UInt8], now: Int64) throws {
+        try db.run("UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?", [.int(now), .blob(idHash)])
+    }
+
+    /// Login: the old session row is dropped and a new id issued (session fixation, CWE-384).
+    public func replaceSession(oldIDHash: [UInt8]?, newIDHash: [UInt8], csrf: String, userID: Int64, now: Int64) throws {
+        try db.writeTransaction {
+            if let oldIDHash { try db.run("DELETE FROM sessions WHERE id_hash = ?", [.blob(oldIDHash)]) }
+            try createSession(idHash: newIDHash, csrf: csrf, userID: userID, now: now)
+        }
+    }
+
+    public func deleteSession(idHash: [UInt8]) throws {
+        try db.run("DELETE FROM sessions WHERE id_hash = ?", [.blob(idHash)])
+    }
+
+    public func hasConsent(userID: Int64, clientID: String, scope: [String]) throws -> Bool {
+        try db.queryOne("SELECT 1 FROM consents WHERE user_id = ? AND client_id = ? AND scope = ?",
+                        [.int(userID), .text(clientID), .text(scope.sorted().joined(separator: " "))]) { _ in true } ?? false
+    }
+
+    public func saveConsent(userID: Int64, clientID: String, scope: [String], now: Int64) throws {
+        try db.run("INSERT OR REPLACE INTO consents (user_id, client_id, scope, granted_at) VALUES (?,?,?,?)",
+                   [.int(userID), .text(clientID), .text(scope.sorted().joined(separator: " ")), .int(now)])
+    }
+
+    /// The time until which any of `keys` is locked out, if it is.
+    public func lockedUntil(keys: [String], now: Int64) throws -> Int64? {
+        var until: Int64? = nil
+        for key in keys {
+            if let t = try db.queryOne("SELECT locked_until FROM login_failures WHERE key = ? AND locked_until > ?",
+                                       [.text(key), .int(now)], { $0.int(0) }) {
+                until = max(until ?? 0, t)
+            }
+        }
+        return until
+    }
+
+    /// Counts one failed login against each key, atomically across workers; a key that
+    /// reaches `limit` failures within `window` seconds is locked for `lockout` seconds.
+    public func recordLoginFailure(keys: [String], now: Int64, limit: Int, window: Int64, lockout: Int64) throws {
+        try db.writeTransaction {
+            for key in keys {
+                try db.run("""
+                    INSERT INTO login_failures (key, failures, window_start) VALUES (?1, 1, ?2)
+                    ON CONFLICT(key) DO UPDATE SET
+                        failures = CASE WHEN window_start <= ?2 - ?3 THEN 1 ELSE failures + 1 END,
+                        window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2 ELSE window_start END
+                    """, [.text(key), .int(now), .int(window)])
+                try db.run("UPDATE login_failures SET locked_until = ?2 + ?4, failures = 0, window_start = ?2 WHERE key = ?1 AND failures >= ?3",
+                           [.text(key), .int(now), .int(Int64(limit)), .int(lockout)])
+            }
+        }
+    }
+
+    public func clearLoginFailures(key: String) throws {
+        try db.run("DELETE FROM login_failures WHERE key = ?", [.text(key)])
+    }
+}

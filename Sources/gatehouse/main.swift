@@ -1,0 +1,4 @@
+import ArgumentParser
+
+// Entry point; the commands live beside this file, one file per command group.
+Gatehouse.main()
