@@ -136,6 +136,8 @@ public enum Server {
             headers[k.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")] = v
         }
         if let ct = raw.params["CONTENT_TYPE"], !ct.isEmpty { headers["content-type"] = ct }
+        // Set by nginx per protected location; a client's own header of that name never counts.
+        headers["x-gatehouse-required-scope"] = raw.params["GATEHOUSE_REQUIRED_SCOPE"]
         return HTTPRequest(method: raw.params["REQUEST_METHOD"] ?? "GET",
                            path: raw.params["DOCUMENT_URI"] ?? raw.params["SCRIPT_NAME"] ?? "/",
                            query: raw.params["QUERY_STRING"] ?? "", headers: headers, body: raw.body,

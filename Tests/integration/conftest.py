@@ -1,0 +1,139 @@
+"""Integration harness: a real nginx and the real worker pool on free loopback ports, in a
+temporary GATEHOUSE_HOME, spoken to over HTTPS. No mocks of nginx, FastCGI or SQLite."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("GATEHOUSE_BIN") or os.path.join(ROOT, ".build", "debug", "gatehouse")
+PASSWORD = "correct horse battery staple"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """One Gatehouse instance: master + workers + nginx, all under `home`."""
+
+    def __init__(self, workers=2, extra_config=""):
+        self.home = tempfile.mkdtemp(prefix="gh-")
+        self.port = free_port()
+        self.example_port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, GATEHOUSE_HOME=self.home, GATEHOUSE_HTTPS_PORT=str(self.port))
+        self.workers = workers
+        self.master = None
+        self.log_path = os.path.join(self.home, "gatehouse.log")
+        self.socket = os.path.join(self.home, "run", "gatehouse.sock")
+        # The self-signed certificate start.sh would make; verified, not ignored.
+        self.ca = os.path.join(self.home, "tls", "cert.pem")
+        self.cli("migrate")
+        if extra_config:
+            with open(os.path.join(self.home, "gatehouse.conf"), "a") as f:
+                f.write("\n" + extra_config + "\n")
+
+    # -- processes -------------------------------------------------------------------
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.master = subprocess.Popen([BIN, "serve", "--workers", str(self.workers)], env=self.env,
+                                       stdout=self.log, stderr=self.log, start_new_session=True)
+        self.wait_log("event=master_ready")
+        subprocess.run(["bash", "-c",
+                        f'source "{ROOT}/scripts/lib.sh" && ensure_certificate "{self.home}/tls" && '
+                        f'render_nginx "{self.home}" {self.port} {self.example_port} "{self.socket}" off'],
+                       env=self.env, check=True)
+        self.nginx = subprocess.Popen(["nginx", "-p", f"{self.home}/nginx", "-c", f"{self.home}/nginx/nginx.conf"],
+                                      env=self.env, stdout=subprocess.DEVNULL, stderr=self.log,
+                                      start_new_session=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if self.get("/health").status_code == 200:
+                    return self
+            except requests.exceptions.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("stack did not come up:\n" + self.read_log())
+
+    def stop(self):
+        if getattr(self, "nginx", None) and self.nginx.poll() is None:
+            self.nginx.send_signal(signal.SIGQUIT)
+            try:
+                self.nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                self.nginx.kill()
+        if self.master and self.master.poll() is None:
+            self.master.send_signal(signal.SIGTERM)
+            try:
+                self.master.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.master.pid, signal.SIGKILL)
+                raise
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.master.pid)], capture_output=True, text=True).stdout
+        return sorted(int(p) for p in out.split())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, needle, count=1, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.read_log().count(needle) >= count:
+                return
+            if self.master and self.master.poll() is not None:
+                raise RuntimeError("master exited:\n" + self.read_log())
+            time.sleep(0.05)
+        raise TimeoutError(f"{needle!r} x{count} not in log:\n" + self.read_log())
+
+    # -- CLI ---------------------------------------------------------------------------
+    def cli(self, *args, stdin=None, check=True):
+        r = subprocess.run([BIN, *args], env=self.env, input=stdin, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"gatehouse {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def add_client(self, *args):
+        return json.loads(self.cli("client", "add", "--json", *args).stdout)
+
+    def add_user(self, username, password=PASSWORD):
+        self.cli("user", "add", "--username", username, "--password-stdin", stdin=password + "\n")
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def get(self, path, **kw):
+        kw.setdefault("allow_redirects", False)
+        return requests.get(self.url + path, verify=self.ca, timeout=30, **kw)
+
+    def post(self, path, **kw):
+        kw.setdefault("allow_redirects", False)
+        return requests.post(self.url + path, verify=self.ca, timeout=30, **kw)
+
+    def session(self):
+        s = requests.Session()
+        s.trust_env = False  # REQUESTS_CA_BUNDLE must not replace our CA
+        s.verify = self.ca
+        return s
+
+
+@pytest.fixture(scope="session")
+def stack():
+    s = Stack(workers=2).start()
+    yield s
+    s.stop()
+
+
+def query_of(location):
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query, keep_blank_values=True))

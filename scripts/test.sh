@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command (CI runs it too): unit tests (swift test), then integration tests
+# that start a real nginx and the real worker pool on loopback ports (pytest).
+source "$(dirname "$0")/lib.sh"
+
+ensure_packages "${SYSTEM_PACKAGES[@]}" python3-venv
+command -v swift >/dev/null || fail "swift is not on PATH (Swift 6 toolchain required)"
+
+cd "$ROOT"
+say "== unit tests (swift test)"
+swift build --build-tests 2>&1 | grep -E 'error:|Build complete' | tail -5 >&2
+swift test 2>&1 | tail -n 25
+
+say "== integration tests (nginx + worker pool + SQLite, over HTTPS)"
+venv=$ROOT/.venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" 2>/dev/null || python3 -m venv --without-pip "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest requests authlib requests-oauthlib >/dev/null
+export GATEHOUSE_BIN=${GATEHOUSE_BIN:-$ROOT/.build/debug/gatehouse}
+"$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration "$@"
