@@ -53,6 +53,5 @@ let package = Package(
         .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "OAuthCrypto"]),
         .testTarget(name: "OAuthCryptoTests", dependencies: ["OAuthCrypto"]),
         .testTarget(name: "OAuthSQLiteTests", dependencies: ["OAuthSQLite", "OAuthCore", "OAuthCrypto"]),
-        .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore"]),
     ]
 )

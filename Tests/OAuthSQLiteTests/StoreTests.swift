@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+import OAuthCore
+import OAuthCrypto
+@testable import OAuthSQLite
+
+/// A real SQLite file in a fresh temporary directory (no mocks).
+func temporaryStore() throws -> (SQLiteStore, String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gh-test-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let path = dir + "/test.db"
+    let store = try SQLiteStore(path: path)
+    try store.migrate()
+    return (store, path)
+}
+
+func seed(_ store: SQLiteStore) throws -> Int64 {
+    let client = Client(id: "c1", name: "C", secretHash: [1], redirectURIs: ["https://c.example/cb"],
+                        grantTypes: [.authorizationCode, .refreshToken], allowedScopes: ["A", "B"], defaultScopes: ["A"])
+    _ = try store.insertClient(client, now: 0)
+    return try store.insertUser(username: "john@org", passwordHash: "x", now: 0)!
+}
+
+func plan(_ access: String, _ refresh: String?, now: Int64 = 100) -> NewTokens {
+    NewTokens(accessHash: Digest.sha256(access), accessExpiresAt: now + 3600, refreshHash: refresh.map { Digest.sha256($0) },
+              refreshExpiresAt: now + 7200, familyExpiresAt: now + 86_400)
+}
+
+@Suite("SQLite store: migrations, codes, refresh rotation, revocation, purge")
+struct StoreTests {
+    @Test("migrations set WAL and are idempotent")
+    func migrations() throws {
+        let (store, _) = try temporaryStore()
+        #expect(try store.migrate() == 0)
+        #expect(try store.schemaVersion() == Migrations.latestVersion)
+        #expect(try store.db.queryOne("PRAGMA journal_mode") { $0.text(0) } == "wal")
+        #expect(try store.db.queryOne("PRAGMA foreign_keys") { $0.int(0) } == 1)
+        #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 2)  // FULL
+    }
+
+    @Test("RFC 6749 §4.1.2: a code is single-use; a replay revokes the tokens issued from it")
+    func codeReplay() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        let record = AuthorizationCodeRecord(clientID: "c1", userID: user, username: "", scope: ["A"], redirectURI: nil,
+                                             codeChallenge: nil, codeChallengeMethod: nil, expiresAt: 1000)
+        try store.insertCode(hash: Digest.sha256("code"), record)
+        let first = try store.redeemCode(hash: Digest.sha256("code"), now: 100, tokens: plan("at1", "rt1")) { _ in }
+        guard case .issued(let r) = first else { Issue.record("\(first)"); return }
+        #expect(r.username == "john@org")
+        #expect(try store.token(hash: Digest.sha256("at1"))?.record.isActive(at: 100) == true)
+        let second = try store.redeemCode(hash: Digest.sha256("code"), now: 101, tokens: plan("at2", "rt2")) { _ in }
+        #expect(second == .replayed)
+        #expect(try store.token(hash: Digest.sha256("at1"))?.record.revoked == true)
+        #expect(try store.token(hash: Digest.sha256("rt1"))?.record.revoked == true)
+        #expect(try store.token(hash: Digest.sha256("at2")) == nil)
+    }
+
+    @Test("a refused code writes nothing and stays redeemable")
+    func refusedCode() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        try store.insertCode(hash: Digest.sha256("c"), AuthorizationCodeRecord(
+            clientID: "c1", userID: user, username: "", scope: ["A"], redirectURI: nil, codeChallenge: nil,
+            codeChallengeMethod: nil, expiresAt: 1000))
+        #expect(throws: OAuthError.self) {
+            try store.redeemCode(hash: Digest.sha256("c"), now: 100, tokens: plan("x", nil)) { _ in throw OAuthError.invalidGrant("no") }
+        }
+        #expect(try store.token(hash: Digest.sha256("x")) == nil)
+        guard case .issued = try store.redeemCode(hash: Digest.sha256("c"), now: 100, tokens: plan("y", nil), check: { _ in })
+        else { Issue.record("not issued"); return }
+    }
+
+    @Test("two connections racing on one code: exactly one wins (BEGIN IMMEDIATE)")
+    func codeRace() throws {
+        let (store, path) = try temporaryStore()
+        let user = try seed(store)
+        try store.insertCode(hash: Digest.sha256("race"), AuthorizationCodeRecord(
+            clientID: "c1", userID: user, username: "", scope: ["A"], redirectURI: nil, codeChallenge: nil,
+            codeChallengeMethod: nil, expiresAt: 1000))
+        let results = ResultBox()
+        let threads = (0..<8).map { i in
+            Thread {
+                guard let s = try? SQLiteStore(path: path) else { results.add("open failed"); return }
+                let r = try? s.redeemCode(hash: Digest.sha256("race"), now: 100, tokens: plan("at\(i)", "rt\(i)")) { _ in }
+                results.add(r.map { "\($0)".hasPrefix("issued") ? "issued" : "\($0)" } ?? "error")
+            }
+        }
+        threads.forEach { $0.start() }
+        while results.count < 8 { usleep(1000) }
+        #expect(results.values.filter { $0 == "issued" }.count == 1)
+        #expect(!results.values.contains("error"))
+    }
+
+    @Test("RFC 6749 §6 / RFC 9700 §4.14.2: rotation, then reuse revokes the family")
+    func rotation() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        try store.issue(clientID: "c1", userID: user, scope: ["A", "B"], tokens: plan("at0", "rt0"), now: 100)
+        let ok = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 110, graceSeconds: 0, tokens: plan("at1", "rt1", now: 110)) {
+            try Scope.narrow(requested: "A", granted: $0.familyScope)
+        }
+        #expect(ok == .rotated(scope: ["A"], username: "john@org"))
+        let reuse = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 111, graceSeconds: 0, tokens: plan("at2", "rt2", now: 111)) { $0.familyScope }
+        #expect(reuse == .reuseDetected)
+        for t in ["at0", "at1", "rt1"] { #expect(try store.token(hash: Digest.sha256(t))?.record.revoked == true) }
+    }
+
+    @Test("grace window: the preceding generation works once more inside the window, not after")
+    func grace() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("at0", "rt0"), now: 100)
+        _ = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 110, graceSeconds: 5, tokens: plan("at1", "rt1", now: 110)) { $0.familyScope }
+        let again = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 112, graceSeconds: 5, tokens: plan("at2", "rt2", now: 112)) { $0.familyScope }
+        #expect(again == .rotated(scope: ["A"], username: "john@org"))
+        #expect(try store.token(hash: Digest.sha256("rt1"))?.record.isActive(at: 112) == true)
+        let late = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 120, graceSeconds: 5, tokens: plan("at3", "rt3", now: 120)) { $0.familyScope }
+        #expect(late == .reuseDetected)
+    }
+
+    @Test("RFC 7009: revoking another client's token changes nothing; a refresh token takes its family")
+    func revoke() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("at", "rt"), now: 100)
+        #expect(try store.revoke(hash: Digest.sha256("rt"), clientID: "other", now: 101) == false)
+        #expect(try store.token(hash: Digest.sha256("at"))?.record.revoked == false)
+        #expect(try store.revoke(hash: Digest.sha256("rt"), clientID: "c1", now: 101))
+        #expect(try store.token(hash: Digest.sha256("at"))?.record.revoked == true)
+    }
+
+    @Test("removing a client removes its tokens; disabling a user revokes theirs")
+    func cascades() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("at", "rt"), now: 100)
+        #expect(try store.setDisabled(username: "john@org", true, now: 101))
+        #expect(try store.token(hash: Digest.sha256("at"))?.record.revoked == true)
+        #expect(try store.removeClient(id: "c1"))
+        #expect(try store.token(hash: Digest.sha256("at")) == nil)
+    }
+
+    @Test("purge deletes expired rows in batches and keeps live ones")
+    func purge() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        for i in 0..<25 { try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("old\(i)", nil, now: 0), now: 0) }
+        try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("live", "liveR", now: 100_000), now: 100_000)
+        let counts = try store.purgeExpired(now: 100_000, batch: 10, sessionIdleSeconds: 60)
+        #expect(counts["tokens"] == 25)
+        #expect(try store.token(hash: Digest.sha256("live")) != nil)
+    }
+
+    @Test("login throttling counts failures atomically and locks the key")
+    func throttle() throws {
+        let (store, _) = try temporaryStore()
+        for _ in 0..<3 { try store.recordLoginFailure(keys: ["user:x"], now: 100, limit: 3, window: 60, lockout: 300) }
+        #expect(try store.lockedUntil(keys: ["user:x"], now: 101) == 400)
+        #expect(try store.lockedUntil(keys: ["user:x"], now: 401) == nil)
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ s: String) { lock.lock(); items.append(s); lock.unlock() }
+    var values: [String] { lock.lock(); defer { lock.unlock() }; return items }
+    var count: Int { values.count }
+}
