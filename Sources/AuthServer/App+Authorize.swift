@@ -6,7 +6,7 @@ import Prefork
 extension App {
     static let sessionCookie = "__Host-gatehouse"
     /// Our own form fields, carried beside the authorization request's parameters.
-    static let formFields: Set<String> = ["step", "csrf", "username", "password", "decision"]
+    static let formFields: Set<String> = ["step", "csrf", "username", "password", "decision", "consent_binding"]
 
     struct Session {
         var idHash: [UInt8]
@@ -83,9 +83,10 @@ extension App {
             return try issueCode(authz, userID: userID, status: viaPost ? 303 : 302, extraHeaders: extraHeaders)
         }
         let username = try store.user(id: userID)?.username ?? ""
+        let binding = ["name": "consent_binding", "value": consentBinding(csrf: session.record.csrf, params)]
         return pages.render(pages.consent, [
             "client_name": client.name, "username": username, "csrf": session.record.csrf, "action": formAction,
-            "params": hidden(params), "scopes": authz.scope, "redirect_host": host(of: authz.redirectURI),
+            "params": hidden(params) + [binding], "scopes": authz.scope, "redirect_host": host(of: authz.redirectURI),
             "issuer_host": host(of: config.issuer),
         ], status: 200, formTarget: authz.redirectURI, extraHeaders: extraHeaders)
     }
@@ -119,6 +120,14 @@ extension App {
         case "consent":
             guard let userID = authenticatedUser(session) else {
                 return loginPage(authz, client, params, session: session, error: nil, username: nil, extraHeaders: [])
+            }
+            // The approval is bound to exactly the request the page showed (Hydra PR 770):
+            // changing any parameter of the posted form voids it.
+            guard let posted = try? all.single("consent_binding"),
+                ConstantTime.equals(posted, consentBinding(csrf: session.record.csrf, params))
+            else {
+                return pages.errorPage(status: 403, title: "Session expired",
+                                       message: "This consent form no longer matches the request. Go back to the application and try again.")
             }
             guard (try? all.single("decision")) == "allow" else {
                 let denied = OAuthError.accessDenied("the resource owner denied the request")
@@ -162,8 +171,17 @@ extension App {
 
     private var formAction: String { config.issuer + "/authorize" }
 
+    /// The authorization parameters carried through the forms. `prompt` is dropped: it
+    /// was honoured when the page was shown and must not force the step again.
+    private func carried(_ params: Parameters) -> Parameters { Parameters(params.pairs.filter { $0.name != "prompt" }) }
+
     private func hidden(_ params: Parameters) -> [[String: String]] {
-        params.pairs.filter { $0.name != "prompt" }.map { ["name": $0.name, "value": $0.value] }
+        carried(params).pairs.map { ["name": $0.name, "value": $0.value] }
+    }
+
+    /// HMAC over the session's CSRF token and the exact request shown on the consent page.
+    private func consentBinding(csrf: String, _ params: Parameters) -> String {
+        Base64URL.encode(key.hash(csrf + "\n" + carried(params).encoded()))
     }
 
     private func host(of uri: String) -> String {

@@ -207,8 +207,7 @@ extension App {
         else { return deny(401, "invalid_token", "the access token is invalid, expired or revoked") }
         let t = found.record
         let required = (request.header("x-gatehouse-required-scope") ?? "").split(separator: " ").map(String.init)
-        if let missing = required.first(where: { !t.scope.contains($0) }) {
-            _ = missing
+        if required.contains(where: { !t.scope.contains($0) }) {
             return deny(403, "insufficient_scope", "the access token lacks a required scope", scope: required.joined(separator: " "))
         }
         return HTTPResponse(status: 200, headers: [

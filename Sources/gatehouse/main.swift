@@ -1,4 +1,17 @@
 import ArgumentParser
+import Foundation
 
 // Entry point; the commands live beside this file, one file per command group.
-Gatehouse.main()
+// Errors are one line on stderr, `gatehouse: error: …`, with a non-zero exit status;
+// --help and --version keep ArgumentParser's own output.
+do {
+    var command = try Gatehouse.parseAsRoot()
+    try command.run()
+} catch {
+    let code = Gatehouse.exitCode(for: error)
+    if code == .success { Gatehouse.exit(withError: error) }
+    if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }
+    let message = Gatehouse.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+    FileHandle.standardError.write(Data("gatehouse: error: \(message)\n".utf8))
+    Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
+}
