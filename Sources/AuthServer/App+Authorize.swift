@@ -129,6 +129,7 @@ extension App {
                 return pages.errorPage(status: 403, title: "Session expired",
                                        message: "This consent form no longer matches the request. Go back to the application and try again.")
             }
+            try store.rotateCSRF(idHash: session.idHash, csrf: SecureRandom.token())  // one submission per form
             guard (try? all.single("decision")) == "allow" else {
                 let denied = OAuthError.accessDenied("the resource owner denied the request")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: denied, state: authz.state,

@@ -37,7 +37,7 @@ extension App {
         let verifier = try params.single("code_verifier")
         let now = self.now
         let minted = mint(refresh: client.allows(.refreshToken), now: now)
-        let outcome = try store.redeemCode(hash: key.hash(code), now: now, tokens: minted.plan) { record in
+        let outcome = try store.redeemCode(hash: key.hash(code), clientID: client.id, now: now, tokens: minted.plan) { record in
             try TokenRules.checkCode(record, client: client, redirectURI: redirectURI, codeVerifier: verifier, now: now)
         }
         switch outcome {

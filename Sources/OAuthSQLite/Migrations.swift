@@ -63,6 +63,7 @@ public enum Migrations {
             expires_at INTEGER NOT NULL,
             generation INTEGER NOT NULL DEFAULT 0,
             rotated_at INTEGER,
+            grace_used_at INTEGER,            -- the one retry a rotated refresh token may get
             revoked_at INTEGER
         ) WITHOUT ROWID;
         CREATE INDEX tokens_family ON tokens(family_id);

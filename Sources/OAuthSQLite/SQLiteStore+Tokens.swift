@@ -62,21 +62,26 @@ extension SQLiteStore {
     /// workers racing on one code cannot both win. `check` applies the protocol rules to
     /// the stored code (client, redirect URI, PKCE, expiry) and throws to refuse it; then
     /// nothing is written.
-    public func redeemCode(hash: [UInt8], now: Int64, tokens: NewTokens,
+    ///
+    /// A second use by the client the code was issued to revokes what the code produced
+    /// (RFC 6749 §4.1.2); another client presenting it learns nothing and revokes nothing.
+    public func redeemCode(hash: [UInt8], clientID: String, now: Int64, tokens: NewTokens,
                            check: (AuthorizationCodeRecord) throws -> Void) throws -> CodeRedemption {
         try db.writeTransaction {
             let row = try db.queryOne("""
                 SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
-                       c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id
+                       c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled
                 FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = ?
                 """, [.blob(hash)]) { s in
                 (AuthorizationCodeRecord(clientID: s.text(0), userID: s.int(1), username: s.text(2), scope: Self.words(s.text(3)),
                                          redirectURI: s.optionalText(4), codeChallenge: s.optionalText(5),
                                          codeChallengeMethod: s.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
-                                         expiresAt: s.int(7), consumed: s.optionalInt(8) != nil), s.optionalInt(9))
+                                         expiresAt: s.int(7), consumed: s.optionalInt(8) != nil, userDisabled: s.int(10) != 0),
+                 s.optionalInt(9))
             }
             guard let (record, familyID) = row else { return .notFound }
             if record.consumed {
+                guard record.clientID == clientID else { return .notFound }
                 if let familyID { try revokeFamily(familyID, now: now) }
                 return .replayed
             }
@@ -136,7 +141,7 @@ extension SQLiteStore {
             let row = try db.queryOne("""
                 SELECT t.kind, t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
                        t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
-                       f.scope, COALESCE(u.disabled, 0)
+                       f.scope, COALESCE(u.disabled, 0), t.grace_used_at
                 FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
                 WHERE t.hash = ?
                 """, [.blob(hash)]) { s in
@@ -145,14 +150,16 @@ extension SQLiteStore {
                                                      revoked: s.optionalInt(7) != nil || s.optionalInt(13) != nil,
                                                      familyID: s.int(9), rotatedAt: s.optionalInt(8)),
                  userID: s.optionalInt(2), generation: s.int(10), familyGeneration: s.int(11), familyExpires: s.int(12),
-                 familyScope: Self.words(s.text(14)), disabled: s.int(15) != 0)
+                 familyScope: Self.words(s.text(14)), disabled: s.int(15) != 0, graceUsed: s.optionalInt(16) != nil)
             }
             guard let row, row.kind == 1 else { return .invalid("unknown refresh token") }
             let r = row.record
             if r.revoked { return .invalid("refresh token revoked") }
             var grace = false
             if let rotatedAt = r.rotatedAt {
+                // One retry, by the immediately preceding generation, inside the window.
                 grace = graceSeconds > 0 && now - rotatedAt <= graceSeconds && row.generation == row.familyGeneration - 1
+                    && !row.graceUsed
                 if !grace {
                     try revokeFamily(r.familyID, now: now)
                     return .reuseDetected
@@ -161,7 +168,9 @@ extension SQLiteStore {
             if now >= r.expiresAt || now >= row.familyExpires { return .invalid("refresh token expired") }
             let scope = try decide(RefreshCandidate(record: r, userDisabled: row.disabled, familyScope: row.familyScope))
             let generation = grace ? row.familyGeneration : row.familyGeneration + 1
-            if !grace {
+            if grace {
+                try db.run("UPDATE tokens SET grace_used_at = ? WHERE hash = ?", [.int(now), .blob(hash)])
+            } else {
                 try db.run("UPDATE tokens SET rotated_at = ? WHERE family_id = ? AND kind = 1 AND rotated_at IS NULL",
                            [.int(now), .int(r.familyID)])
                 try db.run("UPDATE families SET refresh_generation = ? WHERE id = ?", [.int(generation), .int(r.familyID)])

@@ -170,6 +170,11 @@ extension SQLiteStore {
         }
     }
 
+    /// A new CSRF token for the session: a submitted consent form cannot be submitted again.
+    public func rotateCSRF(idHash: [UInt8], csrf: String) throws {
+        try db.run("UPDATE sessions SET csrf = ? WHERE id_hash = ?", [.text(csrf), .blob(idHash)])
+    }
+
     public func deleteSession(idHash: [UInt8]) throws {
         try db.run("DELETE FROM sessions WHERE id_hash = ?", [.blob(idHash)])
     }

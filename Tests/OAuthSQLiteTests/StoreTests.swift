@@ -45,11 +45,11 @@ struct StoreTests {
         let record = AuthorizationCodeRecord(clientID: "c1", userID: user, username: "", scope: ["A"], redirectURI: nil,
                                              codeChallenge: nil, codeChallengeMethod: nil, expiresAt: 1000)
         try store.insertCode(hash: Digest.sha256("code"), record)
-        let first = try store.redeemCode(hash: Digest.sha256("code"), now: 100, tokens: plan("at1", "rt1")) { _ in }
+        let first = try store.redeemCode(hash: Digest.sha256("code"), clientID: "c1", now: 100, tokens: plan("at1", "rt1")) { _ in }
         guard case .issued(let r) = first else { Issue.record("\(first)"); return }
         #expect(r.username == "john@org")
         #expect(try store.token(hash: Digest.sha256("at1"))?.record.isActive(at: 100) == true)
-        let second = try store.redeemCode(hash: Digest.sha256("code"), now: 101, tokens: plan("at2", "rt2")) { _ in }
+        let second = try store.redeemCode(hash: Digest.sha256("code"), clientID: "c1", now: 101, tokens: plan("at2", "rt2")) { _ in }
         #expect(second == .replayed)
         #expect(try store.token(hash: Digest.sha256("at1"))?.record.revoked == true)
         #expect(try store.token(hash: Digest.sha256("rt1"))?.record.revoked == true)
@@ -64,10 +64,10 @@ struct StoreTests {
             clientID: "c1", userID: user, username: "", scope: ["A"], redirectURI: nil, codeChallenge: nil,
             codeChallengeMethod: nil, expiresAt: 1000))
         #expect(throws: OAuthError.self) {
-            try store.redeemCode(hash: Digest.sha256("c"), now: 100, tokens: plan("x", nil)) { _ in throw OAuthError.invalidGrant("no") }
+            try store.redeemCode(hash: Digest.sha256("c"), clientID: "c1", now: 100, tokens: plan("x", nil)) { _ in throw OAuthError.invalidGrant("no") }
         }
         #expect(try store.token(hash: Digest.sha256("x")) == nil)
-        guard case .issued = try store.redeemCode(hash: Digest.sha256("c"), now: 100, tokens: plan("y", nil), check: { _ in })
+        guard case .issued = try store.redeemCode(hash: Digest.sha256("c"), clientID: "c1", now: 100, tokens: plan("y", nil), check: { _ in })
         else { Issue.record("not issued"); return }
     }
 
@@ -82,7 +82,7 @@ struct StoreTests {
         let threads = (0..<8).map { i in
             Thread {
                 guard let s = try? SQLiteStore(path: path) else { results.add("open failed"); return }
-                let r = try? s.redeemCode(hash: Digest.sha256("race"), now: 100, tokens: plan("at\(i)", "rt\(i)")) { _ in }
+                let r = try? s.redeemCode(hash: Digest.sha256("race"), clientID: "c1", now: 100, tokens: plan("at\(i)", "rt\(i)")) { _ in }
                 results.add(r.map { "\($0)".hasPrefix("issued") ? "issued" : "\($0)" } ?? "error")
             }
         }
@@ -115,8 +115,8 @@ struct StoreTests {
         let again = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 112, graceSeconds: 5, tokens: plan("at2", "rt2", now: 112)) { $0.familyScope }
         #expect(again == .rotated(scope: ["A"], username: "john@org"))
         #expect(try store.token(hash: Digest.sha256("rt1"))?.record.isActive(at: 112) == true)
-        let late = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 120, graceSeconds: 5, tokens: plan("at3", "rt3", now: 120)) { $0.familyScope }
-        #expect(late == .reuseDetected)
+        let third = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 113, graceSeconds: 5, tokens: plan("at4", "rt4", now: 113)) { $0.familyScope }
+        #expect(third == .reuseDetected)
     }
 
     @Test("RFC 7009: revoking another client's token changes nothing; a refresh token takes its family")

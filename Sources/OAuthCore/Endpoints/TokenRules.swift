@@ -38,6 +38,7 @@ public enum TokenRules {
         // client, or if the client is public, ensure that the code was issued to client_id"
         guard code.clientID == client.id else { throw .invalidGrant("the code was issued to another client") }
         guard now < code.expiresAt else { throw .invalidGrant("the code has expired") }
+        guard !code.userDisabled else { throw .invalidGrant("the resource owner's account is disabled") }
         // "ensure that the redirect_uri parameter is present if the redirect_uri parameter
         // was included in the initial authorization request ... and if included ensure that
         // their values are identical."

@@ -11,9 +11,12 @@ public struct AuthorizationCodeRecord: Sendable, Equatable {
     public var codeChallengeMethod: PKCE.Method?
     public var expiresAt: Int64
     public var consumed: Bool
+    /// The resource owner was disabled after the code was issued.
+    public var userDisabled: Bool
 
     public init(clientID: String, userID: Int64, username: String, scope: [String], redirectURI: String?,
-                codeChallenge: String?, codeChallengeMethod: PKCE.Method?, expiresAt: Int64, consumed: Bool = false) {
+                codeChallenge: String?, codeChallengeMethod: PKCE.Method?, expiresAt: Int64, consumed: Bool = false,
+                userDisabled: Bool = false) {
         self.clientID = clientID
         self.userID = userID
         self.username = username
@@ -23,6 +26,7 @@ public struct AuthorizationCodeRecord: Sendable, Equatable {
         self.codeChallengeMethod = codeChallengeMethod
         self.expiresAt = expiresAt
         self.consumed = consumed
+        self.userDisabled = userDisabled
     }
 }
 
