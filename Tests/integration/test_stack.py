@@ -138,3 +138,78 @@ def test_stop_leaves_no_process():
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
     assert not os.path.exists(s.socket)
+
+
+def test_worker_recycled_after_max_requests():
+    s = Stack(workers=1, extra_config="max_requests = 5").start()
+    try:
+        first = s.worker_pids()
+        for _ in range(12):
+            assert s.get("/health").status_code == 200
+        s.wait_log("event=worker_recycled", count=2)
+        assert s.worker_pids() != first
+    finally:
+        s.stop()
+
+
+def test_graceful_stop_finishes_the_request_in_flight():
+    """A password-grant login spends ~0.3 s in PBKDF2: SIGTERM lands while it runs."""
+    s = Stack(workers=1).start()
+    c = s.add_client("--name", "slow", "--grant-types", "password")
+    s.add_user("slowpoke")
+    result = {}
+
+    def login():
+        result["r"] = s.post("/token", data={"grant_type": "password", "username": "slowpoke", "password": "wrong"},
+                             auth=(c["client_id"], c["client_secret"]))
+
+    t = threading.Thread(target=login)
+    t.start()
+    time.sleep(0.1)
+    s.master.send_signal(signal.SIGTERM)
+    t.join()
+    assert result["r"].status_code == 400  # answered (invalid_grant), not a 502
+    assert result["r"].json()["error"] == "invalid_grant"
+    s.master.wait(30)
+    s.stop()
+
+
+def test_sqlite_busy_past_the_timeout_is_503_not_500():
+    """Another process holds the write lock longer than busy_timeout_ms: retryable 503."""
+    s = Stack(workers=1, extra_config="busy_timeout_ms = 200").start()
+    try:
+        c = s.add_client("--name", "busy", "--grant-types", "client_credentials")
+        holder = subprocess.Popen(["sqlite3", os.path.join(s.home, "gatehouse.db")], stdin=subprocess.PIPE, text=True)
+        holder.stdin.write("BEGIN IMMEDIATE;\nINSERT INTO login_failures VALUES ('x', 1, 0, 0);\n")
+        holder.stdin.flush()
+        time.sleep(0.3)
+        r = s.post("/token", data={"grant_type": "client_credentials"}, auth=(c["client_id"], c["client_secret"]))
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "temporarily_unavailable"
+        assert r.headers["Retry-After"] == "1"
+        holder.stdin.write("ROLLBACK;\n.quit\n")
+        holder.stdin.close()
+        holder.wait(10)
+        r = s.post("/token", data={"grant_type": "client_credentials"}, auth=(c["client_id"], c["client_secret"]))
+        assert r.status_code == 200
+        assert "database_busy" in s.read_log()
+    finally:
+        s.stop()
+
+
+def test_master_purges_on_schedule():
+    s = Stack(workers=1, extra_config="purge_interval = 1\naccess_token_lifetime = 1").start()
+    try:
+        c = s.add_client("--name", "purge", "--grant-types", "client_credentials")
+        s.post("/token", data={"grant_type": "client_credentials"}, auth=(c["client_id"], c["client_secret"]))
+        s.wait_log("event=purge_done", timeout=10)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            n = subprocess.run(["sqlite3", os.path.join(s.home, "gatehouse.db"), "SELECT count(*) FROM tokens"],
+                               capture_output=True, text=True).stdout.strip()
+            if n == "0":
+                break
+            time.sleep(0.3)
+        assert n == "0"
+    finally:
+        s.stop()

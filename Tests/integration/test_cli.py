@@ -1,0 +1,100 @@
+"""The gatehouse command line: clients, users, one-line errors, secrets shown once."""
+import json
+import re
+
+from conftest import PASSWORD
+
+
+def test_client_add_generates_wso2_like_credentials(stack):
+    c = stack.add_client("--name", "cli-gen", "--redirect-uri", "https://app.example/cb")
+    for v in (c["client_id"], c["client_secret"]):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{28}", v) and not v.startswith("-")
+    assert c["grant_types"] == ["authorization_code", "refresh_token"]
+    assert c["scope"] == "PRODUCTION" and c["public"] is False
+    assert set(c) >= {"client_id", "client_secret", "name", "redirect_uris", "grant_types", "scope", "public"}
+
+
+def test_public_client_has_no_secret(stack):
+    c = stack.add_client("--name", "cli-public", "--public", "--redirect-uri", "http://127.0.0.1/cb")
+    assert "client_secret" not in c and c["public"] is True
+
+
+def test_secret_is_never_shown_again(stack):
+    c = stack.add_client("--name", "cli-show", "--grant-types", "client_credentials")
+    shown = stack.cli("client", "show", c["client_id"], "--json").stdout
+    assert c["client_secret"] not in shown
+    assert "client_secret" not in json.loads(shown)
+    assert c["client_secret"] not in stack.cli("client", "list").stdout
+
+
+def test_rotate_secret_replaces_it_at_once(stack):
+    c = stack.add_client("--name", "cli-rotate", "--grant-types", "client_credentials")
+    new = json.loads(stack.cli("client", "rotate-secret", c["client_id"], "--json").stdout)
+    assert new["client_secret"] != c["client_secret"]
+    old = stack.post("/token", data={"grant_type": "client_credentials"}, auth=(c["client_id"], c["client_secret"]))
+    assert old.status_code == 401
+    ok = stack.post("/token", data={"grant_type": "client_credentials"}, auth=(c["client_id"], new["client_secret"]))
+    assert ok.status_code == 200
+
+
+def test_update_and_remove_client(stack):
+    c = stack.add_client("--name", "cli-upd", "--grant-types", "client_credentials", "--scope", "A B")
+    u = json.loads(stack.cli("client", "update", c["client_id"], "--scope", "A", "--json").stdout)
+    assert u["scope"] == "A"
+    r = stack.post("/token", data={"grant_type": "client_credentials", "scope": "B"}, auth=(c["client_id"], c["client_secret"]))
+    assert r.json()["error"] == "invalid_scope"
+    stack.cli("client", "remove", c["client_id"])
+    r = stack.post("/token", data={"grant_type": "client_credentials"}, auth=(c["client_id"], c["client_secret"]))
+    assert r.status_code == 401
+
+
+def test_imported_wso2_keys_work_verbatim(stack):
+    c = stack.add_client("--name", "cli-import", "--grant-types", "client_credentials",
+                         "--client-id", "Kx2vQ3fA1bHWeRdmZ9pLcY7tNsUa", "--client-secret", "Tq8zR2wXc5VbN1mKj4HgFd6SaPo0")
+    assert c["client_id"] == "Kx2vQ3fA1bHWeRdmZ9pLcY7tNsUa"
+    r = stack.post("/token", data={"grant_type": "client_credentials"}, auth=(c["client_id"], "Tq8zR2wXc5VbN1mKj4HgFd6SaPo0"))
+    assert r.status_code == 200
+    dup = stack.cli("client", "add", "--name", "again", "--grant-types", "client_credentials",
+                    "--client-id", "Kx2vQ3fA1bHWeRdmZ9pLcY7tNsUa", check=False)
+    assert dup.returncode != 0 and "already exists" in dup.stderr
+
+
+def test_bad_input_is_one_line_error_and_nothing_written(stack):
+    before = stack.cli("client", "list").stdout
+    for args in (["--name", "x", "--redirect-uri", "https://a.example/cb#f"],
+                 ["--name", "x", "--redirect-uri", "javascript:alert(1)"],
+                 ["--name", "x", "--grant-types", "implicit"],
+                 ["--name", "x", "--grant-types", "client_credentials", "--scope", "A", "--default-scope", "B"],
+                 ["--name", "x", "--public", "--grant-types", "client_credentials"]):
+        r = stack.cli("client", "add", *args, check=False)
+        assert r.returncode != 0, args
+        assert r.stderr.startswith("gatehouse: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert stack.cli("client", "list").stdout == before
+
+
+def test_users_with_tenant_names_passwd_disable_remove(stack):
+    out = json.loads(stack.cli("user", "add", "--username", "john@org", "--password-stdin", "--json",
+                               stdin=PASSWORD + "\n").stdout)
+    assert out == {"username": "john@org"}
+    c = stack.add_client("--name", "cli-users", "--grant-types", "password")
+
+    def login(pw):
+        return stack.post("/token", data={"grant_type": "password", "username": "john@org", "password": pw},
+                          auth=(c["client_id"], c["client_secret"])).status_code
+
+    assert login(PASSWORD) == 200
+    stack.cli("user", "passwd", "john@org", "--password-stdin", stdin="a new passphrase\n")
+    assert login("a new passphrase") == 200
+    stack.cli("user", "disable", "john@org")
+    assert login("a new passphrase") == 400
+    stack.cli("user", "enable", "john@org")
+    assert login("a new passphrase") == 200
+    stack.cli("user", "remove", "john@org")
+    assert "john@org" not in stack.cli("user", "list").stdout
+    r = stack.cli("user", "add", "--username", "nopw", "--password-stdin", stdin="", check=False)
+    assert r.returncode != 0 and r.stderr.startswith("gatehouse: error:")
+
+
+def test_password_never_taken_as_argument(stack):
+    r = stack.cli("user", "add", "--username", "argpw", check=False)
+    assert r.returncode != 0 and "--password-stdin" in r.stderr
