@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# The benchmark. Brings up a private Gatehouse (temporary GATEHOUSE_HOME, free ports,
+# its own nginx and worker pool, its own clients and user), runs each scenario with wrk
+# (-t2) at each connection count, prints a table, and removes everything on exit.
+#
+#   scripts/bench.sh [--workers N] [--duration S] [--connections "16 64"]
+#                    [--scenarios "health client_credentials ..."] [--seed-tokens N]
+#                    [--worker-sweep "1 2 4 8"] [--codes N] [--json] [--keep]
+#
+# Scenarios: health, client_credentials, code_exchange (codes minted ahead through the
+# real /authorize, each exchanged once), full_flow (GET /authorize -> 302 -> POST /token,
+# both in wrk; its requests/s are authorize+token PAIRS per second, its latencies per
+# HTTP request), refresh (rotation chains, one per connection), introspect, validate
+# (GET /example/api/ through nginx auth_request). health always runs: it is the
+# baseline of the ratio column. requests/s counts only expected answers; "errors" is
+# unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary.
+source "$(dirname "$0")/lib.sh"
+
+ALL="health client_credentials code_exchange full_flow refresh introspect validate"
+workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --workers) workers=$2 ;;
+        --duration) duration=$2 ;;
+        --connections) connections=$2 ;;
+        --scenarios) scenarios=$2 ;;
+        --seed-tokens) seed=$2 ;;
+        --worker-sweep) sweep=$2 ;;
+        --codes) codes=$2 ;;
+        --json) json=1; shift; continue ;;
+        --keep) keep=1; shift; continue ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) fail "unknown option: $1 (see --help)" ;;
+    esac
+    [ $# -ge 2 ] || fail "$1 needs a value"
+    shift 2
+done
+is_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+for n in $duration $connections $sweep ${workers:-1} ${codes:-1}; do is_int "$n" || fail "not a positive integer: $n"; done
+[[ $seed =~ ^[0-9]+$ ]] || fail "--seed-tokens: not a number: $seed"
+for s in $scenarios; do [[ " $ALL " == *" $s "* ]] || fail "unknown scenario: $s (one of: $ALL)"; done
+scenarios="health ${scenarios//health/}"
+for c in $connections; do [ "$c" -ge 2 ] || fail "connections must be >= 2 (wrk -t2)"; done
+
+ensure_packages wrk nginx curl sqlite3 openssl
+python3 -c 'import requests' 2>/dev/null || ensure_packages python3 python3-requests
+[ -x "$BIN" ] || fail "no gatehouse binary at $BIN (build first, or set GATEHOUSE_BIN)"
+
+# ---- the private instance ---------------------------------------------------------------
+BENCH_DIR=$ROOT/scripts/bench
+export BENCH_DIR BENCH_THREADS=2
+export GATEHOUSE_HOME; GATEHOUSE_HOME=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+home=$GATEHOUSE_HOME
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export GATEHOUSE_HTTPS_PORT; GATEHOUSE_HTTPS_PORT=$(free_port)
+example_port=$(free_port)
+master="" nginx="" wrk_pid=""
+
+cleanup() {
+    set +e
+    [ -n "$wrk_pid" ] && kill "$wrk_pid" 2>/dev/null
+    [ -n "$nginx" ] && kill -QUIT "$nginx" 2>/dev/null
+    stop_gatehouse
+    [ -n "$nginx" ] && wait "$nginx" 2>/dev/null
+    if [ "$keep" -eq 1 ]; then say "kept $home"; else rm -rf "$home"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+readies() { grep -c event=master_ready "$home/logs/gatehouse.log" 2>/dev/null || true; }
+more_readies_than() { [ "$(readies)" -gt "$1" ]; }
+start_gatehouse() {  # [WORKERS]
+    local before; before=$(readies)
+    "$BIN" serve ${1:+--workers "$1"} >>"$home/logs/gatehouse.log" 2>&1 &
+    master=$!
+    wait_for 30 more_readies_than "$before" || fail "gatehouse did not start; see $home/logs/gatehouse.log"
+}
+stop_gatehouse() {
+    [ -n "$master" ] || return 0
+    kill -TERM "$master" 2>/dev/null; wait "$master" 2>/dev/null; master=""
+}
+worker_pids() { pgrep -P "$master" | sort -n; }
+
+say "bench instance in $home (https port $GATEHOUSE_HTTPS_PORT)"
+mkdir -p "$home/logs" "$home/run"; touch "$home/logs/gatehouse.log"
+"$BIN" migrate >/dev/null
+printf '\n# bench.sh: codes are minted ahead of the code_exchange runs\ncode_lifetime = 600\n' >>"$home/gatehouse.conf"
+ensure_certificate "$home/tls"
+socket=$(awk -F= '/^[[:space:]]*listen[[:space:]]*=/{gsub(/[[:space:]]/,"",$2); print $2}' "$home/gatehouse.conf")
+case "$socket" in /*) ;; *) socket="$home/$socket" ;; esac
+render_nginx "$home" "$GATEHOUSE_HTTPS_PORT" "$example_port" "$socket" off
+
+export BENCH_URL="https://127.0.0.1:$GATEHOUSE_HTTPS_PORT" BENCH_CA="$home/tls/cert.pem"
+export BENCH_REDIRECT="$BENCH_URL/bench/callback" BENCH_USER=bench
+export BENCH_PASSWORD; BENCH_PASSWORD=$(openssl rand -hex 12)
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+app=$("$BIN" client add --name "Bench app" --redirect-uri "$BENCH_REDIRECT" --json \
+    --grant-types authorization_code,refresh_token,client_credentials,password)
+rs=$("$BIN" client add --name "Bench resource server" --resource-server --grant-types client_credentials --json)
+printf '%s\n' "$BENCH_PASSWORD" | "$BIN" user add --username "$BENCH_USER" --password-stdin >/dev/null
+export BENCH_CLIENT_ID BENCH_CLIENT_SECRET BENCH_BASIC BENCH_RS_BASIC
+BENCH_CLIENT_ID=$(field client_id <<<"$app"); BENCH_CLIENT_SECRET=$(field client_secret <<<"$app")
+BENCH_BASIC="Basic $(printf '%s:%s' "$BENCH_CLIENT_ID" "$BENCH_CLIENT_SECRET" | base64 -w0)"
+BENCH_RS_BASIC="Basic $(printf '%s:%s' "$(field client_id <<<"$rs")" "$(field client_secret <<<"$rs")" | base64 -w0)"
+
+if [ "$seed" -gt 0 ]; then
+    say "seeding $seed live tokens..."
+    sqlite3 "$home/gatehouse.db" >/dev/null <<SQL
+PRAGMA busy_timeout = 10000;
+BEGIN IMMEDIATE;
+CREATE TEMP TABLE base AS SELECT COALESCE(MAX(id), 0) AS id FROM families;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $seed)
+INSERT INTO families (client_id, scope, created_at, expires_at)
+    SELECT '$BENCH_CLIENT_ID', 'PRODUCTION', unixepoch(), unixepoch() + 315360000 FROM n;
+INSERT INTO tokens (hash, kind, family_id, client_id, scope, issued_at, expires_at)
+    SELECT randomblob(32), 0, id, client_id, scope, created_at, expires_at
+    FROM families WHERE id > (SELECT id FROM temp.base);
+COMMIT;
+SQL
+fi
+
+start_gatehouse "$workers"
+nginx -p "$home/nginx" -c "$home/nginx/nginx.conf" 2>>"$home/logs/nginx-error.log" &
+nginx=$!
+wait_for 20 curl -fs --cacert "$BENCH_CA" "$BENCH_URL/health" || fail "nginx does not answer; see $home/logs/"
+nworkers=$(worker_pids | wc -l)
+export BENCH_COOKIE; BENCH_COOKIE=$(python3 "$BENCH_DIR/mint.py" login)
+python3 "$BENCH_DIR/mint.py" tokens --count 1 --cookie "$BENCH_COOKIE" --out "$home/access.txt"
+export BENCH_TOKEN; BENCH_TOKEN=$(cut -d' ' -f1 "$home/access.txt")
+
+# ---- running wrk --------------------------------------------------------------------------
+# run_wrk SCRIPT CONNECTIONS: prints the BENCH line of common.lua's done().
+run_wrk() {
+    local out
+    out=$(wrk -t"$BENCH_THREADS" -c"$2" -d"${duration}s" --timeout 10s -s "$BENCH_DIR/$1.lua" "$BENCH_URL") ||
+        fail "wrk $1 failed: $out"
+    grep '^BENCH ' <<<"$out" || fail "no BENCH line from wrk $1: $out"
+}
+val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# mint_codes COUNT FILE: codes through the real /authorize, with wrk (mint.lua).
+mint_codes() {
+    rm -f "$2".*
+    BENCH_COUNT=$1 BENCH_FILE=$2 wrk -t"$BENCH_THREADS" -c16 -d600s -s "$BENCH_DIR/mint.lua" "$BENCH_URL" >/dev/null &
+    wrk_pid=$!
+    until [ "$(ls "$2".*.done 2>/dev/null | wc -l)" -ge "$BENCH_THREADS" ]; do
+        kill -0 "$wrk_pid" 2>/dev/null || fail "minting codes failed (wrk exited early)"
+        sleep 0.2
+    done
+    kill -INT "$wrk_pid" 2>/dev/null || true; wait "$wrk_pid" || true; wrk_pid=""
+    cat "$2".[0-9] >"$2"
+}
+
+declare -A RPS
+results=$home/results.tsv   # scenario connections rps p50 p99 errors note
+run_scenario() {  # SCENARIO CONNECTIONS
+    local s=$1 c=$2 note="" line
+    case $s in
+        code_exchange)
+            local n=${codes:-$(( ${RPS[client_credentials,$c]:-3000} * duration * 3 / 2 + 1000 ))}
+            say "  minting $n codes..."
+            mint_codes "$n" "$home/codes.txt"
+            export BENCH_FILE=$home/codes.txt ;;
+        refresh)
+            python3 "$BENCH_DIR/mint.py" tokens --count "$c" --cookie "$BENCH_COOKIE" --out "$home/chains.txt"
+            cut -d' ' -f2 "$home/chains.txt" >"$home/refresh.txt"
+            export BENCH_FILE=$home/refresh.txt ;;
+    esac
+    say "  $s, $c connections..."
+    line=$(run_wrk "$s" "$c")
+    local rps p50 p99 errors
+    rps=$(val rps "$line"); p50=$(val p50_ms "$line"); p99=$(val p99_ms "$line")
+    errors=$(( $(val bad "$line") + $(val socket_errors "$line") ))
+    [ "$errors" -gt 0 ] && say "  warning: $errors errors (statuses $(val statuses "$line"), socket errors $(val socket_errors "$line"))"
+    [ "$s" = full_flow ] && rps=$(awk -v r="$rps" 'BEGIN{printf "%.1f", r/2}') && note="pairs/s"
+    [ "$(val starved_threads "$line")" -gt 0 ] && note="ran out of input" && say "  warning: $s ran out of input at $c connections (code_exchange: raise --codes)"
+    RPS[$s,$c]=${rps%.*}
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "$note" >>"$results"
+}
+
+started=$(date -R)
+say "running: $scenarios at $connections connections, ${duration}s each"
+for s in $scenarios; do for c in $connections; do run_scenario "$s" "$c"; done; done
+
+rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+rss_master=$(rss "$master")
+rss_workers=$(for p in $(worker_pids); do rss "$p"; done | xargs)
+
+sweep_file=$home/sweep.tsv   # workers scenario rps
+sweep_c=64
+for w in $sweep; do
+    say "worker sweep: $w workers"
+    stop_gatehouse; start_gatehouse "$w"
+    for s in health client_credentials; do
+        printf '%s\t%s\t%s\n' "$w" "$s" "$(val rps "$(run_wrk "$s" "$sweep_c")")" >>"$sweep_file"
+    done
+done
+
+# ---- report -------------------------------------------------------------------------------
+machine="$(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
+if [ "$json" -eq 1 ]; then
+    python3 - "$results" "$sweep_file" "$nworkers" "$machine" "$rss_master" "$rss_workers" "$duration" <<'PY'
+import json, os, sys
+res, sweep, workers, machine, rss_m, rss_w, duration = sys.argv[1:]
+rows = [l.rstrip("\n").split("\t") for l in open(res)]
+health = {c: float(r) for s, c, r, *_ in rows if s == "health"}
+out = {"scenarios": {}, "workers": int(workers), "machine": machine, "duration_s": int(duration)}
+for s, c, rps, p50, p99, err, note in rows:
+    d = {"rps": float(rps), "p50_ms": float(p50), "p99_ms": float(p99),
+         "ratio": round(float(rps) / health[c], 3) if health.get(c) else None, "errors": int(err)}
+    if note: d["note"] = note
+    out["scenarios"].setdefault(s, {})["c" + c] = d
+if os.path.exists(sweep):
+    for w, s, rps in (l.split() for l in open(sweep)):
+        out.setdefault("worker_sweep", {}).setdefault(w, {})[s] = float(rps)
+out["rss_kb"] = {"master": int(rss_m), "workers": [int(x) for x in rss_w.split()]}
+print(json.dumps(out))
+PY
+    exit 0
+fi
+
+echo "Gatehouse benchmark, $started"
+echo "machine: $machine"
+echo "workers: $nworkers, wrk -t$BENCH_THREADS, ${duration}s per run$([ "$seed" -gt 0 ] && echo ", $seed seeded tokens")"
+echo
+awk -F'\t' 'BEGIN { printf "%-19s %5s %10s %9s %9s %7s %7s\n", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "errors" }
+    { row[NR] = $0; if ($1 == "health") h[$2] = $3 }
+    END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t")
+            ratio = h[f[2]] > 0 ? sprintf("%.2f", f[3] / h[f[2]]) : "-"
+            printf "%-19s %5s %10s %9s %9s %7s %7s  %s\n", f[1], f[2], f[3], f[4], f[5], ratio, f[6], f[7] } }' "$results"
+echo "(full_flow: req/s = authorize+token pairs per second; latencies are per HTTP request)"
+if [ -s "$sweep_file" ]; then
+    echo; echo "worker sweep ($sweep_c connections), req/s:"
+    printf '%8s %12s %20s\n' workers health client_credentials
+    awk '{ r[$1, $2] = $3; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+        END { for (i = 1; i <= n; i++) printf "%8s %12s %20s\n", order[i], r[order[i], "health"], r[order[i], "client_credentials"] }' "$sweep_file"
+fi
+echo
+echo "RSS (after the scenarios): master ${rss_master} kB; workers (kB): ${rss_workers}"
