@@ -86,6 +86,8 @@ say "bench instance in $home (https port $GATEHOUSE_HTTPS_PORT)"
 mkdir -p "$home/logs" "$home/run"; touch "$home/logs/gatehouse.log"
 "$BIN" migrate >/dev/null
 printf '\n# bench.sh: codes are minted ahead of the code_exchange runs\ncode_lifetime = 600\n' >>"$home/gatehouse.conf"
+# Extra configuration lines for the benchmark instance, e.g. GATEHOUSE_BENCH_CONFIG="durability = normal".
+[ -n "${GATEHOUSE_BENCH_CONFIG:-}" ] && printf '%s\n' "$GATEHOUSE_BENCH_CONFIG" >>"$home/gatehouse.conf"
 ensure_certificate "$home/tls"
 socket=$(awk -F= '/^[[:space:]]*listen[[:space:]]*=/{gsub(/[[:space:]]/,"",$2); print $2}' "$home/gatehouse.conf")
 case "$socket" in /*) ;; *) socket="$home/$socket" ;; esac

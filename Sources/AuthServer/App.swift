@@ -25,7 +25,8 @@ public final class App {
 
     /// Opens everything a worker needs (after fork).
     public static func open(_ config: ServerConfig) throws -> App {
-        let store = try SQLiteStore(path: config.database, busyTimeoutMilliseconds: Int32(config.busyTimeoutMilliseconds))
+        let store = try SQLiteStore(path: config.database, busyTimeoutMilliseconds: Int32(config.busyTimeoutMilliseconds),
+                                    durable: config.durableCommits)
         return App(config: config, store: store, key: try SecretKey.loadOrCreate(path: config.secretKeyFile),
                    pages: try Pages(directory: config.templateDirectory))
     }

@@ -20,6 +20,8 @@ public struct ServerConfig: Sendable {
     public var issuer = "https://127.0.0.1:8443"
     public var maxBodyBytes = 16_384
     public var busyTimeoutMilliseconds = 5000
+    /// `synchronous = FULL` (true) or NORMAL; see `durability` in the default file.
+    public var durableCommits = true
     public var codeLifetime: Int64 = 60
     public var accessTokenLifetime: Int64 = 3600
     public var refreshTokenLifetime: Int64 = 30 * 86_400
@@ -112,6 +114,12 @@ public struct ServerConfig: Sendable {
             issuer = value
         case "max_body_bytes": maxBodyBytes = try int(1024...(16 << 20))
         case "busy_timeout_ms": busyTimeoutMilliseconds = try int(0...600_000)
+        case "durability":
+            switch value {
+            case "full": durableCommits = true
+            case "normal": durableCommits = false
+            default: throw ConfigError("\(location): durability must be 'full' or 'normal', got '\(value)'")
+            }
         case "code_lifetime": codeLifetime = try seconds(1...600)
         case "access_token_lifetime": accessTokenLifetime = try seconds()
         case "refresh_token_lifetime": refreshTokenLifetime = try seconds()
@@ -155,6 +163,12 @@ public struct ServerConfig: Sendable {
         secret_key_file = secret.key
         # Milliseconds a worker waits for another's write lock before answering 503.
         busy_timeout_ms = 5000
+        # full: every commit (a token issued, a code redeemed, a revocation) is fsynced
+        # before the answer; nothing acknowledged is lost, even on power loss or an OS crash.
+        # normal: commits survive a crash of Gatehouse itself (kill -9) but the last ones can
+        # be lost on power loss, which could bring back a revoked or rotated token. normal
+        # writes several times faster on disks with slow fsync (see README, Performance).
+        durability = full
 
         # Log file (logfmt, one line per event); empty = stderr.
         log_file =

@@ -17,15 +17,18 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
 public final class Connection {
     let handle: OpaquePointer
     private var cache: [String: Statement] = [:]
+    private let busyState: UnsafeMutablePointer<csqlite_busy_state>
 
     /// Opens `path` with the pragmas every connection needs.
-    /// - `busy_timeout`: wait for another worker's write lock instead of failing at once.
+    /// - a busy handler: wait up to `busyTimeoutMilliseconds` for another worker's write lock
+    ///   instead of failing at once, retrying every 50 µs to 1 ms (see `csqlite_busy_handler`).
     /// - `foreign_keys`: removing a client or user cascades to its tokens.
     /// - `synchronous=FULL`: in WAL mode NORMAL survives a process crash but can lose the
     ///   last commits on power loss or an OS crash; a lost commit could resurrect a revoked
     ///   token or a rotated refresh token, so every commit is fsynced
-    ///   (https://www.sqlite.org/pragma.html#pragma_synchronous).
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false) throws {
+    ///   (https://www.sqlite.org/pragma.html#pragma_synchronous). `durable: false` (NORMAL)
+    ///   is the operator's explicit trade of that guarantee for write throughput.
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false, durable: Bool = true) throws {
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -35,15 +38,18 @@ public final class Connection {
             throw SQLiteError(code: rc, message: "\(message) (\(path))", sql: nil)
         }
         handle = db
+        busyState = .allocate(capacity: 1)
+        busyState.initialize(to: csqlite_busy_state(started_us: 0, timeout_us: Int64(busyTimeoutMilliseconds) * 1000))
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        csqlite_set_busy_handler(db, busyState)
         try execute("PRAGMA foreign_keys = ON")
-        try execute("PRAGMA synchronous = FULL")
+        try execute(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
     }
 
     deinit {
         cache.removeAll()  // finalizes every cached statement before closing
         sqlite3_close_v2(handle)
+        busyState.deallocate()
     }
 
     /// Runs one or more statements without results (DDL, pragmas, BEGIN/COMMIT).

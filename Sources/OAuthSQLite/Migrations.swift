@@ -67,6 +67,9 @@ public enum Migrations {
             revoked_at INTEGER
         ) WITHOUT ROWID;
         CREATE INDEX tokens_family ON tokens(family_id);
+        -- The live refresh token(s) of a family: rotation touches only these, however long
+        -- the chain has grown.
+        CREATE INDEX tokens_live_refresh ON tokens(family_id) WHERE kind = 1 AND rotated_at IS NULL;
         CREATE INDEX tokens_expires ON tokens(expires_at);
         CREATE TABLE sessions (
             id_hash BLOB PRIMARY KEY,
@@ -101,6 +104,11 @@ public enum Migrations {
     public static func apply(_ connection: Connection) throws -> Int {
         let mode = try connection.queryOne("PRAGMA journal_mode = WAL") { $0.text(0) }
         guard mode == "wal" else { throw SQLiteError(code: 1, message: "could not enable WAL mode (got \(mode ?? "?"))", sql: nil) }
+        // Incremental auto-vacuum lets the purge hand freed pages back to the file system, so
+        // the file shrinks after expired tokens go. It must be chosen before the first table.
+        if try connection.queryOne("SELECT count(*) FROM sqlite_master", [], { $0.int(0) }) == 0 {
+            try connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        }
         return try connection.writeTransaction {
             let current = Int(try connection.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0)
             guard current <= steps.count else {

@@ -272,6 +272,15 @@ extension SQLiteStore {
             }
             counts[table] = total
         }
+        // Return the freed pages to the file system, a bounded step at a time.
+        var pages = 0
+        while let free = try db.queryOne("PRAGMA freelist_count", [], { $0.int(0) }), free > 0 {
+            try db.execute("PRAGMA incremental_vacuum(\(batch))")
+            pages += Int(min(free, Int64(batch)))
+            progress?("free pages", pages)
+            if try db.queryOne("PRAGMA freelist_count", [], { $0.int(0) }) == free { break }  // auto_vacuum off (older file)
+        }
+        counts["pages_released"] = pages
         return counts
     }
 }

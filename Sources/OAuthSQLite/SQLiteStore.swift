@@ -5,8 +5,8 @@ import OAuthCore
 public final class SQLiteStore {
     public let db: Connection
 
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
-        db = try Connection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, durable: Bool = true) throws {
+        db = try Connection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds, durable: durable)
     }
 
     /// Applies pending migrations (master before fork, or `gatehouse migrate`).

@@ -106,7 +106,7 @@ struct Purge: ParsableCommand {
                 FileHandle.standardError.write(Data("purging \(table): \(total) rows…\n".utf8))
             }
         }
-        for table in ["codes", "tokens", "families", "sessions", "login_failures"] {
+        for table in ["codes", "tokens", "families", "sessions", "login_failures", "pages_released"] {
             print("\(table): \(counts[table] ?? 0) deleted")
         }
     }
