@@ -102,13 +102,14 @@ public enum Migrations {
     /// Sets WAL mode, which is persistent in the file, so every later connection uses it.
     @discardableResult
     public static func apply(_ connection: Connection) throws -> Int {
-        let mode = try connection.queryOne("PRAGMA journal_mode = WAL") { $0.text(0) }
-        guard mode == "wal" else { throw SQLiteError(code: 1, message: "could not enable WAL mode (got \(mode ?? "?"))", sql: nil) }
         // Incremental auto-vacuum lets the purge hand freed pages back to the file system, so
-        // the file shrinks after expired tokens go. It must be chosen before the first table.
+        // the file shrinks after expired tokens go. It must be chosen before the first table,
+        // and before the switch to WAL.
         if try connection.queryOne("SELECT count(*) FROM sqlite_master", [], { $0.int(0) }) == 0 {
             try connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
         }
+        let mode = try connection.queryOne("PRAGMA journal_mode = WAL") { $0.text(0) }
+        guard mode == "wal" else { throw SQLiteError(code: 1, message: "could not enable WAL mode (got \(mode ?? "?"))", sql: nil) }
         return try connection.writeTransaction {
             let current = Int(try connection.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0)
             guard current <= steps.count else {

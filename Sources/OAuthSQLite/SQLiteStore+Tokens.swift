@@ -276,9 +276,10 @@ extension SQLiteStore {
         var pages = 0
         while let free = try db.queryOne("PRAGMA freelist_count", [], { $0.int(0) }), free > 0 {
             try db.execute("PRAGMA incremental_vacuum(\(batch))")
-            pages += Int(min(free, Int64(batch)))
+            let left = try db.queryOne("PRAGMA freelist_count", [], { $0.int(0) }) ?? free
+            if left >= free { break }  // auto_vacuum is off for this file: nothing to release
+            pages += Int(free - left)
             progress?("free pages", pages)
-            if try db.queryOne("PRAGMA freelist_count", [], { $0.int(0) }) == free { break }  // auto_vacuum off (older file)
         }
         counts["pages_released"] = pages
         return counts

@@ -106,8 +106,9 @@ struct Purge: ParsableCommand {
                 FileHandle.standardError.write(Data("purging \(table): \(total) rows…\n".utf8))
             }
         }
-        for table in ["codes", "tokens", "families", "sessions", "login_failures", "pages_released"] {
+        for table in ["codes", "tokens", "families", "sessions", "login_failures"] {
             print("\(table): \(counts[table] ?? 0) deleted")
         }
+        print("pages released: \(counts["pages_released"] ?? 0)")
     }
 }

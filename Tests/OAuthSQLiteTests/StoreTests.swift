@@ -36,6 +36,7 @@ struct StoreTests {
         #expect(try store.db.queryOne("PRAGMA journal_mode") { $0.text(0) } == "wal")
         #expect(try store.db.queryOne("PRAGMA foreign_keys") { $0.int(0) } == 1)
         #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 2)  // FULL
+        #expect(try store.db.queryOne("PRAGMA auto_vacuum") { $0.int(0) } == 2)  // INCREMENTAL
     }
 
     @Test("RFC 6749 §4.1.2: a code is single-use; a replay revokes the tokens issued from it")
