@@ -10,13 +10,14 @@
 # Scenarios: health, client_credentials, code_exchange (codes minted ahead through the
 # real /authorize, each exchanged once), full_flow (GET /authorize -> 302 -> POST /token,
 # both in wrk; its requests/s are authorize+token PAIRS per second, its latencies per
-# HTTP request), refresh (rotation chains, one per connection), introspect, validate
-# (GET /example/api/ through nginx auth_request). health always runs: it is the
+# HTTP request), refresh (rotation chains, one per connection), introspect, proxied
+# (GET /example/public/: the example upstream through nginx, no token check), validate
+# (GET /example/api/ through nginx auth_request; its note gives the ratio to proxied). health always runs: it is the
 # baseline of the ratio column. requests/s counts only expected answers; "errors" is
 # unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary.
 source "$(dirname "$0")/lib.sh"
 
-ALL="health client_credentials code_exchange full_flow refresh introspect validate"
+ALL="health client_credentials code_exchange full_flow refresh introspect proxied validate"
 workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -177,6 +178,8 @@ run_scenario() {  # SCENARIO CONNECTIONS
     [ "$errors" -gt 0 ] && say "  warning: $errors errors (statuses $(val statuses "$line"), socket errors $(val socket_errors "$line"))"
     [ "$s" = full_flow ] && rps=$(awk -v r="$rps" 'BEGIN{printf "%.1f", r/2}') && note="pairs/s"
     [ "$(val starved_threads "$line")" -gt 0 ] && note="ran out of input" && say "  warning: $s ran out of input at $c connections (code_exchange: raise --codes)"
+    [ "$s" = validate ] && [ -n "${RPS[proxied,$c]:-}" ] && [ "${RPS[proxied,$c]}" -gt 0 ] \
+        && note="vs proxied: $(awk -v a="$rps" -v b="${RPS[proxied,$c]}" 'BEGIN{printf "%.2f", a/b}')"
     RPS[$s,$c]=${rps%.*}
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "$note" >>"$results"
 }

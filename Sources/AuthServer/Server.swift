@@ -133,7 +133,11 @@ public enum Server {
     static func httpRequest(_ raw: FastCGIRequest) -> HTTPRequest {
         var headers: [String: String] = [:]
         for (k, v) in raw.params where k.hasPrefix("HTTP_") {
-            headers[k.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")] = v
+            // HTTP_X_FORWARDED_FOR -> x-forwarded-for, without Foundation on the hot path.
+            let name = k.utf8.dropFirst(5).map { c -> UInt8 in
+                c == UInt8(ascii: "_") ? UInt8(ascii: "-") : (c >= 65 && c <= 90 ? c + 32 : c)
+            }
+            headers[String(decoding: name, as: UTF8.self)] = v
         }
         if let ct = raw.params["CONTENT_TYPE"], !ct.isEmpty { headers["content-type"] = ct }
         // Set by nginx per protected location; a client's own header of that name never counts.
