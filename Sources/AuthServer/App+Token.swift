@@ -7,12 +7,7 @@ extension App {
     // MARK: - /token (RFC 6749 §3.2, §4.1.3, §4.3, §4.4, §6)
 
     func token(_ request: HTTPRequest) throws -> HTTPResponse {
-        let params = try TokenRules.formBody(request)
-        let client: Client
-        switch try authenticateClient(request, params) {
-        case .success(let c): client = c
-        case .failure(let e): return e.response()
-        }
+        let (params, client) = try authenticatedForm(request)
         switch try TokenRules.grantType(params, client: client) {
         case .authorizationCode: return try exchangeCode(params, client: client)
         case .refreshToken: return try refresh(params, client: client)
@@ -133,12 +128,7 @@ extension App {
     // MARK: - /revoke (RFC 7009)
 
     func revoke(_ request: HTTPRequest) throws -> HTTPResponse {
-        let params = try TokenRules.formBody(request)
-        let client: Client
-        switch try authenticateClient(request, params) {
-        case .success(let c): client = c
-        case .failure(let e): return e.response()
-        }
+        let (params, client) = try authenticatedForm(request)
         let token = try params.required("token")
         _ = try params.single("token_type_hint")  // §2.1: a hint only; we search both kinds anyway
         // §2.2: 200 whether or not the token existed, was valid, or belonged to this client.
@@ -149,16 +139,12 @@ extension App {
     // MARK: - /introspect (RFC 7662)
 
     func introspect(_ request: HTTPRequest) throws -> HTTPResponse {
-        let params = try TokenRules.formBody(request)
-        let client: Client
-        switch try authenticateClient(request, params) {
-        case .success(let c): client = c
-        case .failure(let e): return e.response()
-        }
+        let (params, client) = try authenticatedForm(request)
         // §2.1: the endpoint "MUST also require some form of authorization": public clients
         // cannot keep a credential, so they get none.
         guard !client.isPublic else {
-            return ClientAuthenticationError(.invalidClient("public clients cannot introspect"), basic: false).response()
+            return ClientAuthenticationError(.invalidClient("public clients cannot introspect"),
+                                             basic: request.header("authorization") != nil).response()
         }
         let token = try params.required("token")
         _ = try params.single("token_type_hint")

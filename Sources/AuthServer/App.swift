@@ -59,6 +59,8 @@ public final class App {
             case .introspect: return try introspect(request)
             case .validate: return try validate(request)
             }
+        } catch let early as EarlyResponse {
+            return early.response
         } catch let e as SQLiteError where e.isBusy {
             Log.warn("database_busy", ["endpoint": endpoint.rawValue, "detail": e.message])
             return failure(endpoint, .temporarilyUnavailable(e.description))
@@ -68,6 +70,12 @@ public final class App {
             Log.error("request_failed", ["endpoint": endpoint.rawValue, "detail": "\(error)"])
             return failure(endpoint, .serverError("\(error)"))
         }
+    }
+
+    /// Ends a request early with a finished response (e.g. a client authentication failure).
+    struct EarlyResponse: Error {
+        let response: HTTPResponse
+        init(_ response: HTTPResponse) { self.response = response }
     }
 
     private func failure(_ endpoint: Endpoint, _ error: OAuthError) -> HTTPResponse {
@@ -81,14 +89,17 @@ public final class App {
         }
     }
 
-    /// The response for a client authentication failure (401 + WWW-Authenticate after Basic).
-    func authenticateClient(_ request: HTTPRequest, _ params: Parameters) throws -> Result<Client, ClientAuthenticationError> {
+    /// The form body of /token, /revoke or /introspect and the client it authenticates.
+    /// A failed authentication ends the request with its own response (401 +
+    /// WWW-Authenticate after Basic, RFC 6749 §5.2).
+    func authenticatedForm(_ request: HTTPRequest) throws -> (Parameters, Client) {
+        let params = try TokenRules.formBody(request)
         do {
             let credentials = try ClientCredentials.extract(authorization: request.header("authorization"), body: params)
             let client = try store.client(id: credentials.clientID)
-            return .success(try credentials.authenticate(client, hashSecret: key.hash))
+            return (params, try credentials.authenticate(client, hashSecret: key.hash))
         } catch let e as ClientAuthenticationError {
-            return .failure(e)
+            throw EarlyResponse(e.response())
         }
     }
 
