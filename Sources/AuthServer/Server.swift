@@ -100,6 +100,7 @@ public enum Server {
             exit(3)
         }
         app.statusProvider = { statusJSON(context) }
+        app.store.db.writeGate = PoolWriteGate(context.writeGate)
         let connection = FastCGIConnection(listenFD: listenFD, maxBodyBytes: config.maxBodyBytes)
         var served = 0
         WorkerSignals.leaveAccept()
@@ -174,6 +175,15 @@ public enum Server {
             Log.error("purge_failed", ["detail": "\(error)"])
             exit(1)
         }
+    }
+
+    /// Bridges the pool's gate (Prefork) to the store's protocol (OAuthSQLite), which know
+    /// nothing of each other.
+    final class PoolWriteGate: WriteGate {
+        let gate: WriteGateLock
+        init(_ gate: WriteGateLock) { self.gate = gate }
+        func lock() { gate.lock() }
+        func unlock() { gate.unlock() }
     }
 
     static func reason(_ status: Int) -> String {

@@ -2,6 +2,7 @@
 #include "CSystemShims.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -115,3 +116,28 @@ uint64_t csys_scoreboard_total(csys_slot *board) {
 
 // pipe2 is a GNU extension that Glibc's Swift overlay does not import.
 int csys_self_pipe(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
+
+// MARK: - write gate
+
+void *csys_write_gate_create(void) {
+    void *p = mmap(NULL, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    // A worker killed while holding the gate must not stall the others forever.
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init((pthread_mutex_t *)p, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (rc != 0) { munmap(p, sizeof(pthread_mutex_t)); return NULL; }
+    return p;
+}
+
+void csys_write_gate_lock(void *gate) {
+    if (pthread_mutex_lock((pthread_mutex_t *)gate) == EOWNERDEAD) {
+        // The previous holder died mid-transaction; SQLite already rolled its work back.
+        pthread_mutex_consistent((pthread_mutex_t *)gate);
+    }
+}
+
+void csys_write_gate_unlock(void *gate) { pthread_mutex_unlock((pthread_mutex_t *)gate); }

@@ -38,6 +38,7 @@ public final class Connection {
             throw SQLiteError(code: rc, message: "\(message) (\(path))", sql: nil)
         }
         handle = db
+        self.durable = durable
         busyState = .allocate(capacity: 1)
         busyState.initialize(to: csqlite_busy_state(started_us: 0, timeout_us: Int64(busyTimeoutMilliseconds) * 1000))
         sqlite3_extended_result_codes(db, 1)
@@ -86,10 +87,27 @@ public final class Connection {
         SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
     }
 
+    /// Serialises writers of several processes before they reach SQLite's file lock, so a
+    /// waiting worker sleeps on a futex and wakes the moment the writer is done, instead of
+    /// polling the lock. Optional: SQLite's own locking stays the correctness mechanism.
+    public var writeGate: WriteGate?
+
+    private let durable: Bool
+
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction. Every read-then-write goes through
     /// here: in WAL mode a deferred transaction that reads, then writes after another
     /// process committed, fails with SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot retry.
-    public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+    ///
+    /// `critical: false` marks a write whose loss on power failure fails safe (a token
+    /// issued but forgotten stops working; a session or a throttling count is lost): it
+    /// commits without fsync even on a `durable` connection. Revocations, code redemptions
+    /// and refresh rotations stay critical.
+    public func writeTransaction<T>(critical: Bool = true, _ body: () throws -> T) throws -> T {
+        writeGate?.lock()
+        defer { writeGate?.unlock() }
+        let relax = durable && !critical
+        if relax { try execute("PRAGMA synchronous = NORMAL") }
+        defer { if relax { try? execute("PRAGMA synchronous = FULL") } }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -135,6 +153,12 @@ public final class Connection {
         while try s.step() {}
         return changes
     }
+}
+
+/// A lock shared by the processes that write one database (see `Connection.writeGate`).
+public protocol WriteGate: AnyObject {
+    func lock()
+    func unlock()
 }
 
 /// A value bound to a statement parameter.

@@ -51,6 +51,11 @@ extension SQLiteStore {
     // MARK: - codes
 
     public func insertCode(hash: [UInt8], _ c: AuthorizationCodeRecord) throws {
+        // A code forgotten on power loss just fails at /token: not critical.
+        try db.writeTransaction(critical: false) { try insertCodeRow(hash: hash, c) }
+    }
+
+    func insertCodeRow(hash: [UInt8], _ c: AuthorizationCodeRecord) throws {
         try db.run("""
             INSERT INTO codes (hash, client_id, user_id, scope, redirect_uri, code_challenge, code_challenge_method, expires_at)
             VALUES (?,?,?,?,?,?,?,?)
@@ -99,9 +104,10 @@ extension SQLiteStore {
 
     // MARK: - issuing
 
-    /// Starts a new grant (client_credentials, password) with its first tokens.
+    /// Starts a new grant (client_credentials, password) with its first tokens. Not a
+    /// critical write: tokens forgotten on power loss only stop working (fail safe).
     public func issue(clientID: String, userID: Int64?, scope: [String], tokens: NewTokens, now: Int64) throws {
-        try db.writeTransaction {
+        try db.writeTransaction(critical: false) {
             let family = try insertFamily(clientID: clientID, userID: userID, scope: scope, now: now,
                                           expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
             try insertTokens(tokens, family: family, clientID: clientID, userID: userID, scope: scope, generation: 0, now: now)

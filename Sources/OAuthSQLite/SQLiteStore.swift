@@ -143,6 +143,10 @@ public struct SessionRecord: Sendable, Equatable {
 
 extension SQLiteStore {
     public func createSession(idHash: [UInt8], csrf: String, userID: Int64? = nil, now: Int64) throws {
+        try db.writeTransaction(critical: false) { try insertSession(idHash: idHash, csrf: csrf, userID: userID, now: now) }
+    }
+
+    func insertSession(idHash: [UInt8], csrf: String, userID: Int64?, now: Int64) throws {
         try db.run("INSERT INTO sessions (id_hash, csrf, user_id, authenticated_at, created_at, last_seen_at) VALUES (?,?,?,?,?,?)",
                    [.blob(idHash), .text(csrf), .optional(userID), .optional(userID == nil ? nil : now), .int(now), .int(now)])
     }
@@ -159,20 +163,24 @@ extension SQLiteStore {
     }
 
     public func touchSession(idHash: [UInt8], now: Int64) throws {
-        try db.run("UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?", [.int(now), .blob(idHash)])
+        try db.writeTransaction(critical: false) {
+            try db.run("UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?", [.int(now), .blob(idHash)])
+        }
     }
 
     /// Login: the old session row is dropped and a new id issued (session fixation, CWE-384).
     public func replaceSession(oldIDHash: [UInt8]?, newIDHash: [UInt8], csrf: String, userID: Int64, now: Int64) throws {
-        try db.writeTransaction {
+        try db.writeTransaction(critical: false) {
             if let oldIDHash { try db.run("DELETE FROM sessions WHERE id_hash = ?", [.blob(oldIDHash)]) }
-            try createSession(idHash: newIDHash, csrf: csrf, userID: userID, now: now)
+            try insertSession(idHash: newIDHash, csrf: csrf, userID: userID, now: now)
         }
     }
 
     /// A new CSRF token for the session: a submitted consent form cannot be submitted again.
     public func rotateCSRF(idHash: [UInt8], csrf: String) throws {
-        try db.run("UPDATE sessions SET csrf = ? WHERE id_hash = ?", [.text(csrf), .blob(idHash)])
+        try db.writeTransaction(critical: false) {
+            try db.run("UPDATE sessions SET csrf = ? WHERE id_hash = ?", [.text(csrf), .blob(idHash)])
+        }
     }
 
     public func deleteSession(idHash: [UInt8]) throws {
@@ -185,8 +193,10 @@ extension SQLiteStore {
     }
 
     public func saveConsent(userID: Int64, clientID: String, scope: [String], now: Int64) throws {
-        try db.run("INSERT OR REPLACE INTO consents (user_id, client_id, scope, granted_at) VALUES (?,?,?,?)",
-                   [.int(userID), .text(clientID), .text(scope.sorted().joined(separator: " ")), .int(now)])
+        try db.writeTransaction(critical: false) {
+            try db.run("INSERT OR REPLACE INTO consents (user_id, client_id, scope, granted_at) VALUES (?,?,?,?)",
+                       [.int(userID), .text(clientID), .text(scope.sorted().joined(separator: " ")), .int(now)])
+        }
     }
 
     /// The time until which any of `keys` is locked out, if it is.
@@ -204,7 +214,7 @@ extension SQLiteStore {
     /// Counts one failed login against each key, atomically across workers; a key that
     /// reaches `limit` failures within `window` seconds is locked for `lockout` seconds.
     public func recordLoginFailure(keys: [String], now: Int64, limit: Int, window: Int64, lockout: Int64) throws {
-        try db.writeTransaction {
+        try db.writeTransaction(critical: false) {
             for key in keys {
                 try db.run("""
                     INSERT INTO login_failures (key, failures, window_start) VALUES (?1, 1, ?2)
@@ -219,6 +229,6 @@ extension SQLiteStore {
     }
 
     public func clearLoginFailures(key: String) throws {
-        try db.run("DELETE FROM login_failures WHERE key = ?", [.text(key)])
+        try db.writeTransaction(critical: false) { try db.run("DELETE FROM login_failures WHERE key = ?", [.text(key)]) }
     }
 }

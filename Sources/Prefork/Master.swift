@@ -11,6 +11,17 @@ public struct WorkerContext {
     /// Counts one served request on the scoreboard.
     public func countRequest() { csys_scoreboard_add_request(scoreboard, slot) }
     public func setBusy(_ busy: Bool) { scoreboard[Int(slot)].busy = busy ? 1 : 0 }
+    /// The pool's write gate (see `WriteGateLock`).
+    public let writeGate: WriteGateLock
+}
+
+/// A mutex shared by all workers of the pool (a robust process-shared pthread mutex in
+/// shared memory), for serialising database writers without polling.
+public final class WriteGateLock {
+    let pointer: UnsafeMutableRawPointer
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+    public func lock() { csys_write_gate_lock(pointer) }
+    public func unlock() { csys_write_gate_unlock(pointer) }
 }
 
 /// Hooks the master calls; all run in the master process.
@@ -57,6 +68,7 @@ public final class Master {
     private let shutdownTimeout: Double
     private let hooks: MasterHooks
     private let scoreboard: UnsafeMutablePointer<csys_slot>
+    private let writeGate: WriteGateLock
     private let slotCount: Int32 = 512
     private var pendingRespawns: [(at: Double, slot: Int32)] = []
     private var crashStreak = 0
@@ -65,7 +77,9 @@ public final class Master {
 
     public init(workers: Int, shutdownTimeout: Double, hooks: MasterHooks) throws {
         guard let board = csys_scoreboard_create(512) else { throw PreforkError("cannot map the scoreboard") }
+        guard let gate = csys_write_gate_create() else { throw PreforkError("cannot create the write gate") }
         self.scoreboard = board
+        self.writeGate = WriteGateLock(gate)
         self.desired = workers
         self.shutdownTimeout = shutdownTimeout
         self.hooks = hooks
@@ -174,7 +188,7 @@ public final class Master {
             close(pipeRead)
             scoreboard[Int(slot)] = csys_slot(pid: getpid(), busy: 0, requests: 0, started_at: Int64(time(nil)))
             _ = csys_install_worker_handlers()
-            hooks.workerMain(WorkerContext(slot: slot, scoreboard: scoreboard))
+            hooks.workerMain(WorkerContext(slot: slot, scoreboard: scoreboard, writeGate: writeGate))
         }
         csys_block_stop_signals(0)
         if pid < 0 {

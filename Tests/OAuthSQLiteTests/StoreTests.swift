@@ -153,6 +153,18 @@ struct StoreTests {
         #expect(try store.token(hash: Digest.sha256("live")) != nil)
     }
 
+    @Test("a non-critical write commits without fsync, then the connection is FULL again")
+    func relaxedWrite() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        try store.db.writeTransaction(critical: false) {
+            #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 1)  // NORMAL inside
+        }
+        try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("at", nil), now: 100)
+        #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 2)
+        #expect(try store.revoke(hash: Digest.sha256("at"), clientID: "c1", now: 101))
+    }
+
     @Test("login throttling counts failures atomically and locks the key")
     func throttle() throws {
         let (store, _) = try temporaryStore()

@@ -40,6 +40,14 @@ csys_slot *csys_scoreboard_create(int count);
 /// Adds one to the process-wide total of served requests kept in the board's header.
 void csys_scoreboard_add_request(csys_slot *board, int index);
 uint64_t csys_scoreboard_total(csys_slot *board);
+// MARK: - cross-process write gate
+/// A robust, process-shared mutex in shared memory (created before fork), which workers
+/// take around their SQLite write transactions. NULL on failure.
+void *csys_write_gate_create(void);
+/// Locks the gate; recovers it if its holder died (EOWNERDEAD).
+void csys_write_gate_lock(void *gate);
+void csys_write_gate_unlock(void *gate);
+
 /// A non-blocking, close-on-exec pipe for the master's self-pipe.
 int csys_self_pipe(int fds[2]);
 #endif
