@@ -157,9 +157,8 @@ struct StoreTests {
     func relaxedWrite() throws {
         let (store, _) = try temporaryStore()
         let user = try seed(store)
-        try store.db.writeTransaction(critical: false) {
-            #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 1)  // NORMAL inside
-        }
+        let inside = try store.db.writeTransaction(critical: false) { try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } }
+        #expect(inside == 1)  // NORMAL inside
         try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("at", nil), now: 100)
         #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 2)
         #expect(try store.revoke(hash: Digest.sha256("at"), clientID: "c1", now: 101))
