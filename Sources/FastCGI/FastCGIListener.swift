@@ -99,13 +99,17 @@ public final class FastCGIConnection {
 
     /// Writes a CGI response: `Status:` line, headers, blank line, body.
     public func respond(status: Int, reason: String, headers: [(String, String)], body: [UInt8]) {
-        var head = "Status: \(status) \(reason)\r\n"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + body.count)
+        bytes += "Status: \(status) \(reason)\r\n".utf8
         for (name, value) in headers {
+            bytes += name.utf8
+            bytes += ": ".utf8
             // Header injection guard: values never carry CR or LF.
-            head += name + ": " + String(value.filter { $0 != "\r" && $0 != "\n" }) + "\r\n"
+            for c in value.utf8 where c != 13 && c != 10 { bytes.append(c) }
+            bytes += "\r\n".utf8
         }
-        head += "Content-Length: \(body.count)\r\n\r\n"
-        var bytes = Array(head.utf8)
+        bytes += "Content-Length: \(body.count)\r\n\r\n".utf8
         bytes += body
         bytes.withUnsafeBufferPointer { buf in
             buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) {

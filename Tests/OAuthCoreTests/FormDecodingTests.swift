@@ -60,3 +60,16 @@ struct FormDecodingTests {
         #expect(try Parameters.parse(p.encoded()).single("state") == "a b&c=d/é%")
     }
 }
+
+@Suite("JSON writer")
+struct JSONObjectTests {
+    @Test("escapes quotes, backslashes, control characters and '<'; keeps UTF-8")
+    func escaping() {
+        var o = JSONObject()
+        o["a"] = "q\"b\\n\nt\t<é\u{1}"
+        o.set("n", 3)
+        o.set("b", true)
+        o.set("l", .strings(["x", "y"]))
+        #expect(o.serialized() == #"{"a":"q\"b\\n\nt\t\u003cé\u0001","n":3,"b":true,"l":["x","y"]}"#)
+    }
+}

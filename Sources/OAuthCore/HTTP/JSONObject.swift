@@ -22,47 +22,47 @@ public struct JSONObject: Sendable {
     public mutating func set(_ key: String, _ value: Bool) { set(key, .bool(value)) }
 
     public func serialized() -> String {
-        var out = "{"
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(UInt8(ascii: "{"))
         for (i, (key, value)) in members.enumerated() {
-            if i > 0 { out += "," }
+            if i > 0 { out.append(UInt8(ascii: ",")) }
             JSONObject.appendString(key, to: &out)
-            out += ":"
+            out.append(UInt8(ascii: ":"))
             switch value {
             case .string(let s): JSONObject.appendString(s, to: &out)
-            case .int(let n): out += String(n)
-            case .bool(let b): out += b ? "true" : "false"
-            case .raw(let r): out += r
+            case .int(let n): out += String(n).utf8
+            case .bool(let b): out += (b ? "true" : "false").utf8
+            case .raw(let r): out += r.utf8
             case .strings(let list):
-                out += "["
+                out.append(UInt8(ascii: "["))
                 for (j, s) in list.enumerated() {
-                    if j > 0 { out += "," }
+                    if j > 0 { out.append(UInt8(ascii: ",")) }
                     JSONObject.appendString(s, to: &out)
                 }
-                out += "]"
+                out.append(UInt8(ascii: "]"))
             }
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<": out += "\\u003c"  // safe to embed in HTML
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+    /// Appends `s` as a JSON string, byte by byte (Swift strings are valid UTF-8, so
+    /// bytes >= 0x80 pass through); `<` is escaped so the output is safe inside HTML.
+    static func appendString(_ s: String, to out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for c in s.utf8 {
+            switch c {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), c]
+            case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20, UInt8(ascii: "<"):
+                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(c >> 4)], hex[Int(c & 15)]]
+            default: out.append(c)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
