@@ -47,8 +47,13 @@ extension App {
             do {
                 return try isPost ? submit(request, all, authz, client, oauthParams)
                     : show(request, authz, client, oauthParams)
-            } catch let e as OAuthError where e.code == .temporarilyUnavailable || e.code == .serverError {
+            } catch let e as OAuthError {
+                throw e  // a malformed form of ours: an error page
+            } catch {
                 // §4.1.2.1: once the redirect URI is known, even server errors go back to the client.
+                let busy = (error as? SQLiteError)?.isBusy == true
+                Log.warn(busy ? "database_busy" : "server_error", ["endpoint": "authorize", "detail": "\(error)"])
+                let e: OAuthError = busy ? .temporarilyUnavailable("\(error)") : .serverError("\(error)")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: e, state: authz.state,
                                                                      issuer: config.issuer))
             }
@@ -59,15 +64,15 @@ extension App {
     private func show(_ request: HTTPRequest, _ authz: AuthorizationRequest, _ client: Client, _ params: Parameters) throws
         -> HTTPResponse
     {
-        var cookie: String? = nil
-        var session = try currentSession(request)
-        if session == nil {
+        let session: Session
+        var extra: [(String, String)] = []
+        if let existing = try currentSession(request) {
+            session = existing
+        } else {
             let created = try newSession(userID: nil)
             session = created.session
-            cookie = created.cookie
+            extra = [("Set-Cookie", created.cookie)]
         }
-        guard let session else { throw OAuthError.serverError("no session") }
-        let extra = cookie.map { [("Set-Cookie", $0)] } ?? []
         guard let userID = authenticatedUser(session), !authz.prompt.contains("login") else {
             return loginPage(authz, client, params, session: session, error: nil, username: nil, extraHeaders: extra)
         }
