@@ -144,7 +144,7 @@ extension App {
         // cannot keep a credential, so they get none.
         guard !client.isPublic else {
             return ClientAuthenticationError(.invalidClient("public clients cannot introspect"),
-                                             basic: request.header("authorization") != nil).response()
+                                             challenge: request.header("authorization") != nil).response()
         }
         let token = try params.required("token")
         _ = try params.single("token_type_hint")

@@ -163,10 +163,16 @@ struct ClientAuthenticationTests {
             _ = try ClientCredentials.extract(authorization: "Basic !!!", body: Parameters())
             Issue.record("expected an error")
         } catch {
-            #expect(error.basic && error.error.code == .invalidClient)
+            #expect(error.challenge && error.error.code == .invalidClient)
             #expect(error.response().status == 401)
             #expect(error.response().header("WWW-Authenticate") != nil)
         }
+    }
+
+    @Test("§5.2: a failed client_secret_post is 400 without a challenge")
+    func postFailureIs400() {
+        let r = ClientAuthenticationError(.invalidClient(), challenge: false).response()
+        #expect(r.status == 400 && r.header("WWW-Authenticate") == nil)
     }
 
     @Test("a confidential client cannot authenticate with its id alone; a wrong secret fails")

@@ -593,7 +593,7 @@ def test_rfc7662_2_1_public_client_refused(stack):
     c = confidential(stack)
     t = cc_token(stack, c)
     r = stack.post("/introspect", data={"token": t["access_token"], "client_id": p["client_id"]})
-    assert_error(r, 401, "invalid_client")
+    assert_error(r, 400, "invalid_client")  # DESIGN.md: 401 + challenge only when Basic was used
 
 
 def test_rfc7662_2_1_authentication_required(stack):

@@ -26,19 +26,20 @@ public enum ClientCredentials: Sendable, Equatable {
             bodyID = try body.single("client_id")
             bodySecret = try body.single("client_secret")
         } catch {
-            throw .init(error, basic: authorization != nil)
+            throw .init(error, challenge: authorization != nil)
         }
         if let authorization, let basic = try parseBasic(authorization) {
             if bodySecret != nil {
-                throw .init(.invalidRequest("more than one client authentication method"), basic: true)
+                throw .init(.invalidRequest("more than one client authentication method"), challenge: true)
             }
             // OAuthLib GHSA-7984-qgvg-3j9c: authenticate as A, act as B.
             if let bodyID, bodyID != basic.id {
-                throw .init(.invalidRequest("client_id does not match the authenticated client"), basic: true)
+                throw .init(.invalidRequest("client_id does not match the authenticated client"), challenge: true)
             }
             return .basic(id: basic.id, secret: basic.secret)
         }
-        guard let bodyID else { throw .init(.invalidClient("client authentication required"), basic: false) }
+        // No credentials at all: 401 with a Basic challenge says how to authenticate.
+        guard let bodyID else { throw .init(.invalidClient("client authentication required"), challenge: true) }
         if let bodySecret { return .post(id: bodyID, secret: bodySecret) }
         return .none(id: bodyID)
     }
@@ -48,7 +49,7 @@ public enum ClientCredentials: Sendable, Equatable {
     static func parseBasic(_ header: String) throws(ClientAuthenticationError) -> (id: String, secret: String)? {
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "basic" else { return nil }
-        let malformed = ClientAuthenticationError(.invalidClient("malformed Basic credentials"), basic: true)
+        let malformed = ClientAuthenticationError(.invalidClient("malformed Basic credentials"), challenge: true)
         guard let decoded = Base64URL.decodeStandard(String(parts[1]).trimmingSpaces()),
             let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
         else { throw malformed }
@@ -65,7 +66,7 @@ public enum ClientCredentials: Sendable, Equatable {
     /// Checks the presented credentials against the registered client.
     /// `hashSecret` is the server's keyed hash (HMAC-SHA-256); comparison is constant-time.
     public func authenticate(_ client: Client?, hashSecret: (String) -> [UInt8]) throws(ClientAuthenticationError) -> Client {
-        let failure = ClientAuthenticationError(.invalidClient(), basic: usedBasic)
+        let failure = ClientAuthenticationError(.invalidClient(), challenge: usedBasic)
         switch self {
         case .basic(_, let secret), .post(_, let secret):
             // Hash even when the client is unknown, so timing does not reveal which ids exist.
@@ -79,20 +80,24 @@ public enum ClientCredentials: Sendable, Equatable {
     }
 }
 
-/// A client authentication failure, remembering whether Basic was used: RFC 6749 §5.2 then
-/// requires 401 with a `WWW-Authenticate` header.
+/// A client authentication failure. RFC 6749 §5.2: when the client used the Authorization
+/// header (or sent no credentials at all) the answer is 401 with a `WWW-Authenticate`
+/// challenge; a failed `client_secret_post` or public-client attempt is a 400.
 public struct ClientAuthenticationError: Error, Sendable {
     public var error: OAuthError
-    public var basic: Bool
-    public init(_ error: OAuthError, basic: Bool) {
+    public var challenge: Bool
+    public init(_ error: OAuthError, challenge: Bool) {
         self.error = error
-        self.basic = basic
+        self.challenge = challenge
     }
 
     public func response(realm: String = "gatehouse") -> HTTPResponse {
-        if error.code == .invalidClient && basic {
+        guard error.code == .invalidClient else { return .oauthError(error) }
+        if challenge {
             return .oauthError(error, headers: [("WWW-Authenticate", "Basic realm=\"\(realm)\"")])
         }
-        return .oauthError(error)
+        var response = HTTPResponse.oauthError(error)
+        response.status = 400
+        return response
     }
 }
