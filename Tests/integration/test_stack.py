@@ -1,5 +1,8 @@
 """Issue 3: the running stack. nginx + pre-forked FastCGI workers + SQLite WAL."""
 import os
+import random
+import re
+import socket
 import signal
 import subprocess
 import threading
@@ -219,3 +222,68 @@ def test_master_purges_on_schedule():
         assert n == "0"
     finally:
         s.stop()
+
+
+def test_young_worker_crashes_back_off_instead_of_fork_bombing():
+    s = Stack(workers=1).start()
+    try:
+        for _ in range(3):
+            pids = s.worker_pids()
+            os.kill(pids[0], signal.SIGKILL)
+            deadline = time.time() + 10
+            while time.time() < deadline and (not s.worker_pids() or s.worker_pids() == pids):
+                time.sleep(0.02)
+        log = s.read_log()
+        delays = [float(x) for x in re.findall(r"respawn_in_s=([0-9.]+)", log)]
+        assert len(delays) >= 3 and delays[-1] > delays[0] > 0, delays
+        assert s.get("/health").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_garbage_on_the_fastcgi_socket_does_not_take_the_pool_down(stack):
+    """R9: random bytes, truncated records, oversized lengths straight to the workers' socket."""
+    rng = random.Random(7)
+    payloads = [b"", b"\x01", b"GET / HTTP/1.1\r\n\r\n", b"\x01\x01\x00\x01\x00\x08\x00\x00" + b"\x00" * 3,
+                b"\x01\x04\x00\x01\xff\xff\x00\x00" + b"A" * 100, bytes(range(256)) * 4]
+    payloads += [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 2048))) for _ in range(60)]
+    for p in payloads:
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(2)
+            c.connect(stack.socket)
+            try:
+                c.sendall(p)
+                c.shutdown(socket.SHUT_WR)
+                c.recv(65536)
+            except OSError:
+                pass
+    for _ in range(20):
+        assert stack.get("/health").status_code == 200
+    assert "signal=" not in stack.read_log().split("master_ready", 1)[1]
+
+
+def test_operator_templates_replace_the_built_in_pages(tmp_path):
+    s = Stack(workers=1)
+    tdir = os.path.join(s.home, "templates")
+    os.makedirs(tdir)
+    for name in ("login", "consent", "error"):
+        with open(os.path.join(tdir, name + ".mustache"), "w") as f:
+            f.write(f"<!doctype html><title>ACME {name}</title><p>ACME {name} page for {{{{client_name}}}}{{{{message}}}}</p>"
+                    '<form method="post"><input type="hidden" name="csrf" value="{{csrf}}"></form>')
+    with open(os.path.join(s.home, "gatehouse.conf"), "a") as f:
+        f.write("\ntemplate_dir = templates\n")
+    s.start()
+    try:
+        assert "ACME error page" in s.get("/authorize?client_id=nobody").text
+        c = s.add_client("--name", "Acme App", "--redirect-uri", "https://acme.example/cb")
+        r = s.get("/authorize", params={"response_type": "code", "client_id": c["client_id"]})
+        assert "ACME login page for Acme App" in r.text
+        assert r.headers["X-Frame-Options"] == "DENY"
+    finally:
+        s.stop()
+
+
+def test_broken_template_dir_stops_startup_naming_the_key():
+    s = Stack(workers=1, extra_config="template_dir = /nonexistent/templates")
+    r = subprocess.run([s.cli.__globals__["BIN"], "serve"], env=s.env, capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "template_dir" in r.stderr
