@@ -5,6 +5,8 @@ source "$(dirname "$0")/lib.sh"
 
 ensure_packages "${SYSTEM_PACKAGES[@]}" python3-venv
 command -v swift >/dev/null || fail "swift is not on PATH (Swift 6 toolchain required)"
+# Headless Chromium drives the login and consent pages; without it those tests skip.
+ensure_packages chromium chromium-driver || say "warning: chromium not installed; browser tests will be skipped"
 
 cd "$ROOT"
 say "== unit tests (swift test)"
@@ -16,6 +18,6 @@ venv=$ROOT/.venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" 2>/dev/null || python3 -m venv --without-pip "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest requests authlib requests-oauthlib >/dev/null
+"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest requests authlib requests-oauthlib selenium >/dev/null
 export GATEHOUSE_BIN=${GATEHOUSE_BIN:-$ROOT/.build/debug/gatehouse}
 "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration "$@"

@@ -25,7 +25,7 @@ public struct ServerConfig: Sendable {
     public var codeLifetime: Int64 = 60
     public var accessTokenLifetime: Int64 = 3600
     public var refreshTokenLifetime: Int64 = 30 * 86_400
-    public var refreshTokenIdleLifetime: Int64 = 14 * 86_400
+    public var refreshTokenIdleLifetime: Int64 = 86_400
     public var refreshGracePeriod: Int64 = 0
     public var sessionIdleTimeout: Int64 = 1800
     public var sessionAbsoluteTimeout: Int64 = 12 * 3600
@@ -184,8 +184,9 @@ public struct ServerConfig: Sendable {
         access_token_lifetime = 3600
         # A refresh chain ends this long after the first grant, whatever the rotations ...
         refresh_token_lifetime = 2592000
-        # ... and a refresh token not used for this long expires.
-        refresh_token_idle_lifetime = 1209600
+        # ... and each refresh token expires this long after it was issued unless used
+        # (86400, as WSO2's refresh token validity; every rotation starts a new one).
+        refresh_token_idle_lifetime = 86400
         # Seconds a just-rotated refresh token stays usable once more (parallel tabs, a retry
         # after a timeout). 0 = off: any reuse revokes the whole token family. Turning it on
         # lets a thief who races the client inside the window get tokens too.

@@ -1,0 +1,93 @@
+"""The authorization code flow in a real browser (headless Chromium through WebDriver):
+the login and consent forms, the session cookie, and the CSP form-action that must let
+the consent form's redirect reach the client. Screenshots go to $GATEHOUSE_SHOTS if set."""
+import os
+import shutil
+import urllib.parse
+
+import pytest
+
+from conftest import PASSWORD, query_of
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(DRIVER is None, reason="chromium-driver is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser_factory():
+    drivers = []
+
+    def make(width=1280, height=900):
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
+                    f"--window-size={width},{height}", "--disable-dev-shm-usage"):
+            options.add_argument(arg)
+        d = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
+        d.set_page_load_timeout(30)
+        drivers.append(d)
+        return d
+
+    yield make
+    for d in drivers:
+        d.quit()
+
+
+def wait_for(driver, condition):
+    """Waits (bounded) for the navigation a click started to land."""
+    WebDriverWait(driver, 15).until(lambda d: condition(d))
+
+
+def shot(driver, name):
+    folder = os.environ.get("GATEHOUSE_SHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        driver.save_screenshot(os.path.join(folder, name + ".png"))
+
+
+@pytest.mark.parametrize("width,height,label", [(1280, 900, "desktop"), (390, 844, "phone")])
+def test_full_flow_in_chromium(stack, browser_factory, width, height, label):
+    # The redirect URI is on this server (any page will do): the browser must get there.
+    callback = f"{stack.url}/example/callback"
+    c = stack.add_client("--name", "Browser App", "--redirect-uri", callback)
+    user = f"browser-{label}@org"
+    stack.add_user(user)
+    d = browser_factory(width, height)
+    query = urllib.parse.urlencode({"response_type": "code", "client_id": c["client_id"], "scope": "PRODUCTION",
+                                    "redirect_uri": callback, "state": "st-" + label})
+    d.get(f"{stack.url}/authorize?{query}")
+    assert "Sign in" in d.page_source
+    shot(d, f"login-{label}")
+    d.find_element(By.NAME, "username").send_keys(user)
+    d.find_element(By.NAME, "password").send_keys("wrong password")
+    d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(d, lambda d: "Incorrect username or password." in d.page_source)
+    shot(d, f"login-error-{label}")
+    d.find_element(By.NAME, "password").send_keys(PASSWORD)
+    d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(d, lambda d: "wants to access your account" in d.page_source)
+    shot(d, f"consent-{label}")
+    d.find_element(By.CSS_SELECTOR, "button[name=decision][value=allow]").click()
+    # The CSP form-action allowed the 303 to the client: the browser is at the callback.
+    wait_for(d, lambda d: d.current_url.startswith(callback + "?"))
+    q = query_of(d.current_url)
+    assert q["state"] == "st-" + label and q["iss"] == stack.url and q["code"]
+    cookie = d.get_cookie("__Host-gatehouse")
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
+    r = stack.post("/token", data={"grant_type": "authorization_code", "code": q["code"], "redirect_uri": callback},
+                   auth=(c["client_id"], c["client_secret"]))
+    assert r.status_code == 200, r.text
+    # Consent is remembered: the next request goes straight back with a code.
+    d.get(f"{stack.url}/authorize?{query}")
+    wait_for(d, lambda d: d.current_url.startswith(callback + "?") and "code=" in d.current_url)
+
+
+def test_error_page_in_chromium(stack, browser_factory):
+    d = browser_factory(390, 844)
+    d.get(f"{stack.url}/authorize?response_type=code&client_id=nobody")
+    assert "This request cannot be completed" in d.page_source
+    shot(d, "error-phone")
