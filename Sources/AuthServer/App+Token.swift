@@ -52,7 +52,7 @@ extension App {
         let requestedScope = try params.single("scope")
         let now = self.now
         let minted = mint(refresh: true, now: now)
-        let outcome = try store.rotateRefreshToken(hash: key.hash(presented), now: now, graceSeconds: config.refreshGracePeriod,
+        let outcome = try store.rotateRefreshToken(hash: key.hash(presented), clientID: client.id, now: now, graceSeconds: config.refreshGracePeriod,
                                                    tokens: minted.plan) { candidate in
             try TokenRules.checkRefresh(candidate.record, userDisabled: candidate.userDisabled,
                                         familyScope: candidate.familyScope, client: client, requestedScope: requestedScope)

@@ -140,8 +140,10 @@ extension SQLiteStore {
     /// Rotates a refresh token in one `BEGIN IMMEDIATE` transaction (RFC 6749 §6, RFC 9700
     /// §4.14.2). `decide` applies the protocol rules (client, scope) and answers the scope of
     /// the new tokens. A token already rotated is reuse: the family is revoked, unless it is
-    /// the immediately preceding generation still inside `graceSeconds`.
-    public func rotateRefreshToken(hash: [UInt8], now: Int64, graceSeconds: Int64, tokens: NewTokens,
+    /// the immediately preceding generation still inside `graceSeconds`. A token presented
+    /// by another client than `clientID` changes nothing (RFC 6749 §10.4: a client cannot
+    /// revoke, by replaying it, a family that is not its own).
+    public func rotateRefreshToken(hash: [UInt8], clientID: String, now: Int64, graceSeconds: Int64, tokens: NewTokens,
                                    decide: (RefreshCandidate) throws -> [String]) throws -> RefreshOutcome {
         try db.writeTransaction {
             let row = try db.queryOne("""
@@ -160,6 +162,7 @@ extension SQLiteStore {
             }
             guard let row, row.kind == 1 else { return .invalid("unknown refresh token") }
             let r = row.record
+            guard r.clientID == clientID else { return .invalid("refresh token was issued to another client") }
             if r.revoked { return .invalid("refresh token revoked") }
             var grace = false
             if let rotatedAt = r.rotatedAt {

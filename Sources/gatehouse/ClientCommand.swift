@@ -103,7 +103,11 @@ struct ClientCommand: ParsableCommand {
                     throw CLIError("--client-id must be 1-255 printable ASCII characters without spaces or ':'")
                 }
             }
-            if let s = clientSecret, s.utf8.count < 8 { throw CLIError("--client-secret is too short (at least 8 characters)") }
+            if let s = clientSecret, s.utf8.count < 16 {
+                // Secrets are not throttled (a lockout keyed by the public client_id would let anyone
+                // take a client offline): they must be long enough not to be guessed.
+                throw CLIError("--client-secret is too short (at least 16 characters; generated secrets have 28)")
+            }
             let (_, store, key) = try options.open()
             let allowed = try parseScope(scope, option: "--scope")
             let secret = `public` ? nil : (clientSecret ?? ClientCommand.generateCredential())

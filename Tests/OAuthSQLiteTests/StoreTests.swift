@@ -98,13 +98,24 @@ struct StoreTests {
         let (store, _) = try temporaryStore()
         let user = try seed(store)
         try store.issue(clientID: "c1", userID: user, scope: ["A", "B"], tokens: plan("at0", "rt0"), now: 100)
-        let ok = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 110, graceSeconds: 0, tokens: plan("at1", "rt1", now: 110)) {
+        let ok = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), clientID: "c1", now: 110, graceSeconds: 0, tokens: plan("at1", "rt1", now: 110)) {
             try Scope.narrow(requested: "A", granted: $0.familyScope)
         }
         #expect(ok == .rotated(scope: ["A"], username: "john@org"))
-        let reuse = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 111, graceSeconds: 0, tokens: plan("at2", "rt2", now: 111)) { $0.familyScope }
+        let reuse = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), clientID: "c1", now: 111, graceSeconds: 0, tokens: plan("at2", "rt2", now: 111)) { $0.familyScope }
         #expect(reuse == .reuseDetected)
         for t in ["at0", "at1", "rt1"] { #expect(try store.token(hash: Digest.sha256(t))?.record.revoked == true) }
+    }
+
+    @Test("RFC 6749 §10.4: another client replaying a rotated refresh token revokes nothing")
+    func replayByAnotherClient() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("at0", "rt0"), now: 100)
+        _ = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), clientID: "c1", now: 110, graceSeconds: 0, tokens: plan("at1", "rt1", now: 110)) { $0.familyScope }
+        let replay = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), clientID: "c2", now: 111, graceSeconds: 0, tokens: plan("at2", "rt2", now: 111)) { $0.familyScope }
+        #expect(replay == .invalid("refresh token was issued to another client"))
+        for t in ["at1", "rt1"] { #expect(try store.token(hash: Digest.sha256(t))?.record.revoked == false) }
     }
 
     @Test("grace window: the preceding generation works once more inside the window, not after")
@@ -112,11 +123,11 @@ struct StoreTests {
         let (store, _) = try temporaryStore()
         let user = try seed(store)
         try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("at0", "rt0"), now: 100)
-        _ = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 110, graceSeconds: 5, tokens: plan("at1", "rt1", now: 110)) { $0.familyScope }
-        let again = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 112, graceSeconds: 5, tokens: plan("at2", "rt2", now: 112)) { $0.familyScope }
+        _ = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), clientID: "c1", now: 110, graceSeconds: 5, tokens: plan("at1", "rt1", now: 110)) { $0.familyScope }
+        let again = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), clientID: "c1", now: 112, graceSeconds: 5, tokens: plan("at2", "rt2", now: 112)) { $0.familyScope }
         #expect(again == .rotated(scope: ["A"], username: "john@org"))
         #expect(try store.token(hash: Digest.sha256("rt1"))?.record.isActive(at: 112) == true)
-        let third = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), now: 113, graceSeconds: 5, tokens: plan("at4", "rt4", now: 113)) { $0.familyScope }
+        let third = try store.rotateRefreshToken(hash: Digest.sha256("rt0"), clientID: "c1", now: 113, graceSeconds: 5, tokens: plan("at4", "rt4", now: 113)) { $0.familyScope }
         #expect(third == .reuseDetected)
     }
 
