@@ -69,7 +69,7 @@ extension App {
         if let existing = try currentSession(request) {
             session = existing
         } else {
-            let created = try newSession(userID: nil)
+            guard let created = try newSession(userID: nil) else { return sessionExpired() }  // (nothing to replace)
             session = created.session
             extra = [("Set-Cookie", created.cookie)]
         }
@@ -102,10 +102,7 @@ extension App {
                         _ params: Parameters) throws -> HTTPResponse {
         guard let session = try currentSession(request), let csrf = try? all.single("csrf"),
             ConstantTime.equals(csrf, session.record.csrf)
-        else {
-            return pages.errorPage(status: 403, title: "Session expired",
-                                   message: "Your session expired or the form was not sent from this site. Go back to the application and try again.")
-        }
+        else { return sessionExpired() }
         switch try all.single("step") {
         case "login":
             let username = (try? all.single("username")) ?? nil
@@ -118,7 +115,7 @@ extension App {
                                  username: username, extraHeaders: [])
             }
             // Session fixation (CWE-384): a new id, a new CSRF token, the old row gone.
-            let renewed = try newSession(userID: user.id, replacing: session.idHash)
+            guard let renewed = try newSession(userID: user.id, replacing: session.idHash) else { return sessionExpired() }
             Log.info("login_succeeded", ["client": client.id])
             return try afterLogin(authz, client, params, session: renewed.session, userID: user.id,
                                   extraHeaders: [("Set-Cookie", renewed.cookie)], viaPost: true)
@@ -134,7 +131,10 @@ extension App {
                 return pages.errorPage(status: 403, title: "Session expired",
                                        message: "This consent form no longer matches the request. Go back to the application and try again.")
             }
-            try store.rotateCSRF(idHash: session.idHash, csrf: SecureRandom.token())  // one submission per form
+            // One submission per form, even when two arrive at once.
+            guard try store.rotateCSRF(idHash: session.idHash, from: session.record.csrf, to: SecureRandom.token()) else {
+                return sessionExpired()
+            }
             guard (try? all.single("decision")) == "allow" else {
                 let denied = OAuthError.accessDenied("the resource owner denied the request")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: denied, state: authz.state,
@@ -213,13 +213,19 @@ extension App {
         return user
     }
 
-    private func newSession(userID: Int64?, replacing old: [UInt8]? = nil) throws -> (session: Session, cookie: String) {
+    private func sessionExpired() -> HTTPResponse {
+        pages.errorPage(status: 403, title: "Session expired",
+                        message: "Your session expired or the form was not sent from this site. Go back to the application and try again.")
+    }
+
+    /// A new session (and cookie); nil when `old` was already replaced by a concurrent request.
+    private func newSession(userID: Int64?, replacing old: [UInt8]? = nil) throws -> (session: Session, cookie: String)? {
         let id = SecureRandom.token()
         let csrf = SecureRandom.token()
         let hash = key.hash(id)
         let now = self.now
         if let userID {
-            try store.replaceSession(oldIDHash: old, newIDHash: hash, csrf: csrf, userID: userID, now: now)
+            guard try store.replaceSession(oldIDHash: old, newIDHash: hash, csrf: csrf, userID: userID, now: now) else { return nil }
         } else {
             try store.createSession(idHash: hash, csrf: csrf, now: now)
         }

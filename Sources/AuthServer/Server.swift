@@ -103,12 +103,9 @@ public enum Server {
         app.store.db.writeGate = PoolWriteGate(context.writeGate)
         let connection = FastCGIConnection(listenFD: listenFD, maxBodyBytes: config.maxBodyBytes)
         var served = 0
-        WorkerSignals.leaveAccept()
+        WorkerSignals.blockStops()
         while served < config.maxRequests {
-            guard WorkerSignals.enterAccept() else { break }
-            let accepted = connection.accept()
-            WorkerSignals.leaveAccept()
-            guard let raw = accepted else {
+            guard let raw = connection.accept(waitForConnection: WorkerSignals.waitForConnection) else {
                 if WorkerSignals.stopRequested { break }
                 continue
             }

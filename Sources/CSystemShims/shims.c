@@ -1,12 +1,14 @@
-#define _GNU_SOURCE  // pipe2
+#define _GNU_SOURCE  // pipe2, ppoll
 #include "CSystemShims.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,6 +94,23 @@ void csys_block_stop_signals(int block) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGQUIT);
     sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+int csys_wait_readable(int fd) {
+    sigset_t during;
+    sigprocmask(SIG_SETMASK, NULL, &during);
+    sigdelset(&during, SIGTERM);
+    sigdelset(&during, SIGINT);
+    sigdelset(&during, SIGQUIT);
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    int rc = ppoll(&p, 1, NULL, &during);
+    if (rc < 0) return errno == EINTR ? 0 : -1;
+    return 1;
+}
+
+int csys_die_with_parent(pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return -1;
+    return getppid() == parent ? 0 : -1;  // the parent died before prctl: too late to be told
 }
 
 // MARK: - scoreboard

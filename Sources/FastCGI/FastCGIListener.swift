@@ -64,15 +64,38 @@ public final class FastCGIConnection {
     private var request = FCGX_Request()
     private let maxBodyBytes: Int
 
-    /// Call after fork. `FCGI_FAIL_ACCEPT_ON_INTR` lets a stop signal interrupt accept().
-    public init(listenFD: Int32, maxBodyBytes: Int) {
+    private let listenFD: Int32
+    private let readTimeoutSeconds: Int
+
+    /// Call after fork. The listen socket is made non-blocking: workers accept themselves
+    /// (see `accept`), and libfcgi's own accept, which it falls back to after a broken
+    /// connection, must then return at once instead of blocking with stop signals masked.
+    public init(listenFD: Int32, maxBodyBytes: Int, readTimeoutSeconds: Int = 2) {
         FCGX_Init()
-        FCGX_InitRequest(&request, listenFD, FCGI_FAIL_ACCEPT_ON_INTR)
+        FCGX_InitRequest(&request, listenFD, 0)
+        self.listenFD = listenFD
         self.maxBodyBytes = maxBodyBytes
+        self.readTimeoutSeconds = readTimeoutSeconds
+        _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
     }
 
-    /// Blocks until a request arrives. nil when accept was interrupted or failed.
-    public func accept() -> FastCGIRequest? {
+    /// Waits (with `waitForConnection`, the only place a stop signal may interrupt) and
+    /// accepts one connection, then lets libfcgi read its request. The accepted socket gets
+    /// a read and write timeout (2 s): nginx buffers the body and sends a whole request at
+    /// once, so a peer that stalls that long is broken and must not pin a worker. nil when the wait was interrupted or the peer broke off.
+    public func accept(waitForConnection: (Int32) -> Bool) -> FastCGIRequest? {
+        guard waitForConnection(listenFD) else { return nil }
+        let fd = Glibc.accept(listenFD, nil, nil)
+        guard fd >= 0 else { return nil }  // another worker took it (EAGAIN), or it was aborted
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        var timeout = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        // libfcgi reads from an already open ipcFd instead of accepting; keepConnection keeps
+        // the Finish at the start of FCGX_Accept_r from closing it (the new request's own
+        // flags replace it once its BEGIN_REQUEST record is read).
+        request.ipcFd = fd
+        request.keepConnection = 1
         guard FCGX_Accept_r(&request) >= 0 else { return nil }
         var params: [String: String] = [:]
         if var p = request.envp {
@@ -118,6 +141,11 @@ public final class FastCGIConnection {
         }
     }
 
-    /// Ends the current request (flushes and closes the connection to nginx).
-    public func finish() { FCGX_Finish_r(&request) }
+    /// Ends the current request: flushes and closes the connection to nginx, even if nginx
+    /// asked to keep it (`fastcgi_keep_conn`): a one-request-at-a-time worker must go back
+    /// to the shared socket rather than wait on one idle connection (README, Performance).
+    public func finish() {
+        request.keepConnection = 0
+        FCGX_Finish_r(&request)
+    }
 }

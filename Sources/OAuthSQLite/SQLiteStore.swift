@@ -169,17 +169,26 @@ extension SQLiteStore {
     }
 
     /// Login: the old session row is dropped and a new id issued (session fixation, CWE-384).
-    public func replaceSession(oldIDHash: [UInt8]?, newIDHash: [UInt8], csrf: String, userID: Int64, now: Int64) throws {
+    /// Replaces the session `oldIDHash` (if any) by a new one. False, and nothing written,
+    /// when the old row is already gone: a concurrent submission of the same form won.
+    public func replaceSession(oldIDHash: [UInt8]?, newIDHash: [UInt8], csrf: String, userID: Int64, now: Int64) throws -> Bool {
         try db.writeTransaction(critical: false) {
-            if let oldIDHash { try db.run("DELETE FROM sessions WHERE id_hash = ?", [.blob(oldIDHash)]) }
+            if let oldIDHash {
+                try db.run("DELETE FROM sessions WHERE id_hash = ?", [.blob(oldIDHash)])
+                if db.changes != 1 { return false }
+            }
             try insertSession(idHash: newIDHash, csrf: csrf, userID: userID, now: now)
+            return true
         }
     }
 
-    /// A new CSRF token for the session: a submitted consent form cannot be submitted again.
-    public func rotateCSRF(idHash: [UInt8], csrf: String) throws {
+    /// Replaces the session's CSRF token `old` by `new`, so a submitted form cannot be
+    /// submitted again. Compare-and-set in one statement: of two concurrent submissions of
+    /// one form, exactly one gets true.
+    public func rotateCSRF(idHash: [UInt8], from old: String, to new: String) throws -> Bool {
         try db.writeTransaction(critical: false) {
-            try db.run("UPDATE sessions SET csrf = ? WHERE id_hash = ?", [.text(csrf), .blob(idHash)])
+            try db.run("UPDATE sessions SET csrf = ? WHERE id_hash = ? AND csrf = ?", [.text(new), .blob(idHash), .text(old)])
+            return db.changes == 1
         }
     }
 

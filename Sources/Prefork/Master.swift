@@ -183,11 +183,14 @@ public final class Master {
             return
         }
         csys_block_stop_signals(1)  // no signal lands between fork and the child's own handlers
+        let master = getpid()
         let pid = fork()
         if pid == 0 {
             close(pipeRead)
             scoreboard[Int(slot)] = csys_slot(pid: getpid(), busy: 0, requests: 0, started_at: Int64(time(nil)))
             _ = csys_install_worker_handlers()
+            // An orphan would keep serving unsupervised on a socket a new master replaces.
+            if csys_die_with_parent(master) != 0 { exit(0) }
             hooks.workerMain(WorkerContext(slot: slot, scoreboard: scoreboard, writeGate: writeGate))
         }
         csys_block_stop_signals(0)

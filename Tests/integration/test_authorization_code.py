@@ -542,7 +542,7 @@ def test_rfc6749_5_2_code_of_a_disabled_user_is_invalid_grant(stack):
 
 def test_rfc6749_2_3_1_basic_credentials_are_form_urlencoded(stack):
     cid = "ac%2B" + uuid.uuid4().hex[:8]
-    secret = "p%&s:x+y/= z"
+    secret = "p%&s:x+y/= z-long-enough"
     c = stack.add_client("--name", uniq("ac-enc"), "--redirect-uri", CB, "--client-id", cid, "--client-secret", secret)
     user = new_user(stack)
     q, _, _ = get_code(stack, c, user)

@@ -26,6 +26,13 @@ int csys_install_worker_handlers(void);
 int csys_worker_should_stop(void);
 /// Blocks (1) or unblocks (0) TERM, INT and QUIT for the calling process.
 void csys_block_stop_signals(int block);
+/// Waits until `fd` is readable, with the stop signals (otherwise blocked) deliverable only
+/// during the wait: ppoll swaps the mask atomically, so a stop lands either before a
+/// connection is taken or after its request is answered. 1 readable, 0 interrupted, -1 error.
+int csys_wait_readable(int fd);
+/// Asks the kernel to send SIGTERM when the parent dies (PR_SET_PDEATHSIG), so no worker
+/// outlives a master killed with SIGKILL. Returns -1 if `parent` is already gone.
+int csys_die_with_parent(pid_t parent);
 
 // MARK: - scoreboard
 typedef struct {
