@@ -179,7 +179,7 @@ public enum Server {
     final class PoolWriteGate: WriteGate {
         let gate: WriteGateLock
         init(_ gate: WriteGateLock) { self.gate = gate }
-        func lock() { gate.lock() }
+        func lock(timeoutMilliseconds: Int32) -> Bool { gate.lock(timeoutMilliseconds: timeoutMilliseconds) }
         func unlock() { gate.unlock() }
     }
 

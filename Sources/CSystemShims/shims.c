@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int csys_wifexited(int status) { return WIFEXITED(status); }
@@ -152,11 +153,19 @@ void *csys_write_gate_create(void) {
     return p;
 }
 
-void csys_write_gate_lock(void *gate) {
-    if (pthread_mutex_lock((pthread_mutex_t *)gate) == EOWNERDEAD) {
+int csys_write_gate_lock(void *gate, int timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);  // pthread_mutex_timedlock's clock
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec += 1; deadline.tv_nsec -= 1000000000L; }
+    int rc = pthread_mutex_timedlock((pthread_mutex_t *)gate, &deadline);
+    if (rc == EOWNERDEAD) {
         // The previous holder died mid-transaction; SQLite already rolled its work back.
         pthread_mutex_consistent((pthread_mutex_t *)gate);
+        return 1;
     }
+    return rc == 0;
 }
 
 void csys_write_gate_unlock(void *gate) { pthread_mutex_unlock((pthread_mutex_t *)gate); }

@@ -39,6 +39,7 @@ public final class Connection {
         }
         handle = db
         self.durable = durable
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         busyState = .allocate(capacity: 1)
         busyState.initialize(to: csqlite_busy_state(started_us: 0, timeout_us: Int64(busyTimeoutMilliseconds) * 1000))
         sqlite3_extended_result_codes(db, 1)
@@ -93,6 +94,7 @@ public final class Connection {
     public var writeGate: WriteGate?
 
     private let durable: Bool
+    private let busyTimeoutMilliseconds: Int32
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction. Every read-then-write goes through
     /// here: in WAL mode a deferred transaction that reads, then writes after another
@@ -103,7 +105,13 @@ public final class Connection {
     /// commits without fsync even on a `durable` connection. Revocations, code redemptions
     /// and refresh rotations stay critical.
     public func writeTransaction<T>(critical: Bool = true, _ body: () throws -> T) throws -> T {
-        writeGate?.lock()
+        // busy_timeout bounds the whole wait for the write lock, gate included: past it the
+        // request gets a 503, not an unbounded queue.
+        if let gate = writeGate {
+            guard gate.lock(timeoutMilliseconds: busyTimeoutMilliseconds) else {
+                throw SQLiteError(code: SQLITE_BUSY, message: "database is busy (write gate timed out)", sql: nil)
+            }
+        }
         defer { writeGate?.unlock() }
         let relax = durable && !critical
         if relax { try execute("PRAGMA synchronous = NORMAL") }
@@ -157,7 +165,8 @@ public final class Connection {
 
 /// A lock shared by the processes that write one database (see `Connection.writeGate`).
 public protocol WriteGate: AnyObject {
-    func lock()
+    /// False when the gate stayed taken for `timeoutMilliseconds`.
+    func lock(timeoutMilliseconds: Int32) -> Bool
     func unlock()
 }
 

@@ -20,7 +20,8 @@ public struct WorkerContext {
 public final class WriteGateLock {
     let pointer: UnsafeMutableRawPointer
     init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
-    public func lock() { csys_write_gate_lock(pointer) }
+    /// False when the gate stayed taken for `timeoutMilliseconds`.
+    public func lock(timeoutMilliseconds: Int32) -> Bool { csys_write_gate_lock(pointer, timeoutMilliseconds) == 1 }
     public func unlock() { csys_write_gate_unlock(pointer) }
 }
 

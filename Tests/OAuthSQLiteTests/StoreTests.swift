@@ -28,6 +28,20 @@ func plan(_ access: String, _ refresh: String?, now: Int64 = 100) -> NewTokens {
 
 @Suite("SQLite store: migrations, codes, refresh rotation, revocation, purge")
 struct StoreTests {
+    @Test("a write gate that stays taken past busy_timeout is a busy error, and nothing is written")
+    func gateTimeout() throws {
+        final class TakenGate: WriteGate {
+            func lock(timeoutMilliseconds: Int32) -> Bool { false }
+            func unlock() { Issue.record("unlock without lock") }
+        }
+        let (store, _) = try temporaryStore()
+        store.db.writeGate = TakenGate()
+        #expect(throws: SQLiteError.self) { try store.db.writeTransaction { try store.db.execute("CREATE TABLE t (x)") } }
+        do { try store.db.writeTransaction {} } catch let e as SQLiteError { #expect(e.isBusy) }
+        store.db.writeGate = nil
+        #expect(try store.db.queryOne("SELECT count(*) FROM sqlite_master WHERE name = 't'") { $0.int(0) } == 0)
+    }
+
     @Test("migrations set WAL and are idempotent")
     func migrations() throws {
         let (store, _) = try temporaryStore()

@@ -51,8 +51,9 @@ uint64_t csys_scoreboard_total(csys_slot *board);
 /// A robust, process-shared mutex in shared memory (created before fork), which workers
 /// take around their SQLite write transactions. NULL on failure.
 void *csys_write_gate_create(void);
-/// Locks the gate; recovers it if its holder died (EOWNERDEAD).
-void csys_write_gate_lock(void *gate);
+/// Locks the gate, waiting at most `timeout_ms`; recovers it if its holder died
+/// (EOWNERDEAD). 1 when locked, 0 on timeout.
+int csys_write_gate_lock(void *gate, int timeout_ms);
 void csys_write_gate_unlock(void *gate);
 
 /// A non-blocking, close-on-exec pipe for the master's self-pipe.
