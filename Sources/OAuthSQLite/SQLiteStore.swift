@@ -99,8 +99,18 @@ extension SQLiteStore {
         try db.query("SELECT id, username, password_hash, disabled FROM users ORDER BY username", [], Self.user)
     }
 
-    public func setPassword(username: String, passwordHash: String) throws -> Bool {
-        try db.run("UPDATE users SET password_hash = ? WHERE username = ?", [.text(passwordHash), .text(username)]) == 1
+    /// Sets a user's password. With `endGrants` (a reset after a compromise: RFC 9700
+    /// §4.14.2 names a password change as a reason to revoke refresh tokens) their sessions
+    /// end and their grants are revoked in the same transaction. nil when there is no such
+    /// user, else the number of grants revoked.
+    public func setPassword(username: String, passwordHash: String, endGrants: Bool, now: Int64) throws -> Int? {
+        try db.writeTransaction {
+            guard try db.run("UPDATE users SET password_hash = ? WHERE username = ?", [.text(passwordHash), .text(username)]) == 1
+            else { return nil }
+            guard endGrants else { return 0 }
+            try db.run("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?)", [.text(username)])
+            return try revokeFamilies(where: "user_id = (SELECT id FROM users WHERE username = ?)", [.text(username)], now: now)
+        }
     }
 
     /// Disabling a user also ends their sessions and revokes their grants: nothing they

@@ -73,19 +73,23 @@ struct UserCommand: ParsableCommand {
     }
 
     struct Passwd: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a user's password (read from stdin).")
+        static let configuration = CommandConfiguration(
+            abstract: "Set a user's password (read from stdin); their sessions end and their tokens are revoked.")
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
         @Flag var passwordStdin = false
+        @Flag(help: "Keep the user's sessions and tokens (a routine change, not a reset after a compromise).")
+        var keepTokens = false
 
         func run() throws {
             guard passwordStdin else { throw CLIError("--password-stdin is required") }
             let password = try readPassword()
             let (_, store, _) = try options.open()
-            guard try store.setPassword(username: username, passwordHash: PasswordHasher().hash(password)) else {
-                throw CLIError("no user '\(username)'")
-            }
-            print("password changed for \(username)")
+            guard let revoked = try store.setPassword(username: username, passwordHash: PasswordHasher().hash(password),
+                                                      endGrants: !keepTokens, now: Int64(Date().timeIntervalSince1970))
+            else { throw CLIError("no user '\(username)'") }
+            print(keepTokens ? "password changed for \(username)"
+                             : "password changed for \(username); sessions ended, \(revoked) grant(s) revoked")
         }
     }
 

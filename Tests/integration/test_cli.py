@@ -83,8 +83,21 @@ def test_users_with_tenant_names_passwd_disable_remove(stack):
                           auth=(c["client_id"], c["client_secret"])).status_code
 
     assert login(PASSWORD) == 200
+    old = stack.post("/token", data={"grant_type": "password", "username": "john@org", "password": PASSWORD},
+                     auth=(c["client_id"], c["client_secret"])).json()
+    out = stack.cli("user", "passwd", "john@org", "--password-stdin", stdin="a new passphrase\n").stdout
+    assert "grant(s) revoked" in out
+    assert login(PASSWORD) == 400 and login("a new passphrase") == 200
+    # A reset ends what the old password obtained (RFC 9700 §4.14.2) ...
+    r = stack.post("/introspect", data={"token": old["access_token"]}, auth=(c["client_id"], c["client_secret"]))
+    assert r.json() == {"active": False}
+    # ... and --keep-tokens is for a routine change.
+    kept = stack.post("/token", data={"grant_type": "password", "username": "john@org", "password": "a new passphrase"},
+                      auth=(c["client_id"], c["client_secret"])).json()
+    stack.cli("user", "passwd", "john@org", "--password-stdin", "--keep-tokens", stdin="a third passphrase\n")
+    r = stack.post("/introspect", data={"token": kept["access_token"]}, auth=(c["client_id"], c["client_secret"]))
+    assert r.json()["active"] is True
     stack.cli("user", "passwd", "john@org", "--password-stdin", stdin="a new passphrase\n")
-    assert login("a new passphrase") == 200
     stack.cli("user", "disable", "john@org")
     assert login("a new passphrase") == 400
     stack.cli("user", "enable", "john@org")
