@@ -82,7 +82,9 @@ public final class FastCGIConnection {
     /// Waits (with `waitForConnection`, the only place a stop signal may interrupt) and
     /// accepts one connection, then lets libfcgi read its request. The accepted socket gets
     /// a read and write timeout (2 s): nginx buffers the body and sends a whole request at
-    /// once, so a peer that stalls that long is broken and must not pin a worker. nil when the wait was interrupted or the peer broke off.
+    /// once, so a peer that stalls that long is broken and must not pin a worker.
+    /// nil when the wait was interrupted, another worker took the connection, or the peer
+    /// broke off.
     public func accept(waitForConnection: (Int32) -> Bool) -> FastCGIRequest? {
         guard waitForConnection(listenFD) else { return nil }
         let fd = Glibc.accept(listenFD, nil, nil)

@@ -179,8 +179,8 @@ extension SQLiteStore {
     }
 
     /// Login: the old session row is dropped and a new id issued (session fixation, CWE-384).
-    /// Replaces the session `oldIDHash` (if any) by a new one. False, and nothing written,
-    /// when the old row is already gone: a concurrent submission of the same form won.
+    /// False, and nothing written, when the old row is already gone: a concurrent
+    /// submission of the same login form won.
     public func replaceSession(oldIDHash: [UInt8]?, newIDHash: [UInt8], csrf: String, userID: Int64, now: Int64) throws -> Bool {
         try db.writeTransaction(critical: false) {
             if let oldIDHash {
