@@ -51,9 +51,9 @@ extension App {
                 throw e  // a malformed form of ours: an error page
             } catch {
                 // §4.1.2.1: once the redirect URI is known, even server errors go back to the client.
-                let busy = (error as? SQLiteError)?.isBusy == true
-                Log.warn(busy ? "database_busy" : "server_error", ["endpoint": "authorize", "detail": "\(error)"])
-                let e: OAuthError = busy ? .temporarilyUnavailable("\(error)") : .serverError("\(error)")
+                let temporary = (error as? SQLiteError)?.isTemporary == true
+                Log.warn((error as? SQLiteError)?.event ?? "server_error", ["endpoint": "authorize", "detail": "\(error)"])
+                let e: OAuthError = temporary ? .temporarilyUnavailable("\(error)") : .serverError("\(error)")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: e, state: authz.state,
                                                                      issuer: config.issuer))
             }

@@ -61,8 +61,8 @@ public final class App {
             }
         } catch let early as EarlyResponse {
             return early.response
-        } catch let e as SQLiteError where e.isBusy {
-            Log.warn("database_busy", ["endpoint": endpoint.rawValue, "detail": e.message])
+        } catch let e as SQLiteError where e.isTemporary {
+            Log.warn(e.event, ["endpoint": endpoint.rawValue, "detail": e.message])
             return failure(endpoint, .temporarilyUnavailable(e.description))
         } catch let e as OAuthError {
             return failure(endpoint, e)

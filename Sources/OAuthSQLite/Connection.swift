@@ -1,7 +1,8 @@
 import CSQLite
 
 /// An SQLite failure with its extended result code. Never shown to a client:
-/// `isBusy` maps to 503 temporarily_unavailable, anything else to 500.
+/// `isTemporary` (busy, or the disk is full) maps to 503 temporarily_unavailable, anything
+/// else to 500.
 public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public var code: Int32
     public var message: String
@@ -9,6 +10,12 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
 
     public var isBusy: Bool { code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED }
     public var isConstraint: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+    public var isDiskFull: Bool { code & 0xFF == SQLITE_FULL }
+    /// A condition that passes without a code change: another writer, or an operator
+    /// freeing disk space. The client may retry.
+    public var isTemporary: Bool { isBusy || isDiskFull }
+    /// The log event for a temporary failure.
+    public var event: String { isDiskFull ? "database_full" : isBusy ? "database_busy" : "database_error" }
     public var description: String { "sqlite error \(code): \(message)" + (sql.map { " in \($0)" } ?? "") }
 }
 
