@@ -97,7 +97,7 @@ public final class App {
         do {
             let credentials = try ClientCredentials.extract(authorization: request.header("authorization"), body: params)
             let client = try store.client(id: credentials.clientID)
-            return (params, try credentials.authenticate(client, hashSecret: key.hash))
+            return (params, try credentials.authenticate(client, now: now, hashSecret: key.hash))
         } catch let e as ClientAuthenticationError {
             throw EarlyResponse(e.response())
         }

@@ -94,6 +94,12 @@ public enum Migrations {
             locked_until INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
         """,
+        // 2: secret rotation with an overlap (`client rotate-secret --keep-old-for`): the
+        // previous secret keeps working until previous_secret_expires_at.
+        """
+        ALTER TABLE clients ADD COLUMN previous_secret_hash BLOB;
+        ALTER TABLE clients ADD COLUMN previous_secret_expires_at INTEGER;
+        """,
     ]
 
     public static var latestVersion: Int { steps.count }

@@ -31,6 +31,9 @@ struct ClientCommand: ParsableCommand {
         o.set("public", c.isPublic)
         o.set("require_pkce", c.requirePKCE)
         o.set("resource_server", c.isResourceServer)
+        if c.previousSecret(at: Int64(Date().timeIntervalSince1970)) != nil, let until = c.previousSecretExpiresAt {
+            o.set("previous_secret_valid_until", Int(until))
+        }
         return o.serialized()
     }
 
@@ -44,7 +47,13 @@ struct ClientCommand: ParsableCommand {
         scope:          \(Scope.string(c.allowedScopes))
         default_scope:  \(Scope.string(c.defaultScopes))
         require_pkce:   \(c.mustUsePKCE ? "yes" : "no")
-        """
+        """ + previousSecretLine(c)
+    }
+
+    static func previousSecretLine(_ c: Client) -> String {
+        guard c.previousSecret(at: Int64(Date().timeIntervalSince1970)) != nil, let until = c.previousSecretExpiresAt else { return "" }
+        let date = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(until)))
+        return "\nold secret:     still accepted until \(date)"
     }
 
     /// Shared validation of a client's settings; every message names the option.
@@ -215,19 +224,30 @@ struct ClientCommand: ParsableCommand {
 
     struct RotateSecret: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "rotate-secret", abstract: "Replace a confidential client's secret at once; the new one is shown once.")
+            commandName: "rotate-secret",
+            abstract: "Replace a confidential client's secret; the new one is shown once.",
+            discussion: """
+                By default the old secret stops working at once. With --keep-old-for SECONDS it keeps \
+                working that long beside the new one, so the application's instances can switch one \
+                at a time without a failed request. Rotating again ends any earlier overlap.
+                """)
         @OptionGroup var options: ConfigOptions
         @Argument(help: "Client id.") var clientID: String
+        @Option(help: "Seconds the old secret keeps working (0 to 2592000; default 0).") var keepOldFor: Int64 = 0
         @Flag var json = false
 
         func run() throws {
+            guard (0...2_592_000).contains(keepOldFor) else { throw CLIError("--keep-old-for must be 0 to 2592000 seconds") }
             let (_, store, key) = try options.open()
             guard var c = try store.client(id: clientID) else { throw CLIError("no client '\(clientID)'") }
             guard !c.isPublic else { throw CLIError("client '\(clientID)' is public and has no secret") }
             let secret = ClientCommand.generateCredential()
+            c.previousSecretHash = keepOldFor > 0 ? c.secretHash : nil
+            c.previousSecretExpiresAt = keepOldFor > 0 ? Int64(Date().timeIntervalSince1970) + keepOldFor : nil
             c.secretHash = key.hash(secret)
             _ = try store.updateClient(c)
-            print(json ? ClientCommand.json(c, secret: secret) : "client_id:      \(c.id)\nclient_secret:  \(secret)")
+            print(json ? ClientCommand.json(c, secret: secret)
+                : "client_id:      \(c.id)\nclient_secret:  \(secret)" + ClientCommand.previousSecretLine(c))
         }
     }
 }

@@ -179,10 +179,27 @@ struct ClientAuthenticationTests {
     func authenticate() throws {
         let client = Client(id: "c", name: "C", secretHash: Array("s".utf8), redirectURIs: [], grantTypes: [],
                             allowedScopes: ["A"], defaultScopes: ["A"])
-        #expect(throws: ClientAuthenticationError.self) { try ClientCredentials.none(id: "c").authenticate(client) { Array($0.utf8) } }
+        #expect(throws: ClientAuthenticationError.self) { try ClientCredentials.none(id: "c").authenticate(client, now: 0) { Array($0.utf8) } }
         #expect(throws: ClientAuthenticationError.self) {
-            try ClientCredentials.post(id: "c", secret: "x").authenticate(client) { Array($0.utf8) }
+            try ClientCredentials.post(id: "c", secret: "x").authenticate(client, now: 0) { Array($0.utf8) }
         }
-        #expect(try ClientCredentials.post(id: "c", secret: "s").authenticate(client) { Array($0.utf8) } == client)
+        #expect(try ClientCredentials.post(id: "c", secret: "s").authenticate(client, now: 0) { Array($0.utf8) } == client)
+    }
+
+    @Test("§2.3.1 with a rotation overlap: the previous secret works until its expiry, not after")
+    func previousSecretOverlap() throws {
+        var client = Client(id: "c", name: "C", secretHash: Array("new".utf8), redirectURIs: [], grantTypes: [],
+                            allowedScopes: ["A"], defaultScopes: ["A"])
+        client.previousSecretHash = Array("old".utf8)
+        client.previousSecretExpiresAt = 100
+        let hash = { (s: String) in Array(s.utf8) }
+        #expect(try ClientCredentials.basic(id: "c", secret: "new").authenticate(client, now: 99, hashSecret: hash) == client)
+        #expect(try ClientCredentials.basic(id: "c", secret: "old").authenticate(client, now: 99, hashSecret: hash) == client)
+        #expect(throws: ClientAuthenticationError.self) {
+            try ClientCredentials.basic(id: "c", secret: "old").authenticate(client, now: 100, hashSecret: hash)
+        }
+        #expect(throws: ClientAuthenticationError.self) {
+            try ClientCredentials.basic(id: "c", secret: "other").authenticate(client, now: 99, hashSecret: hash)
+        }
     }
 }

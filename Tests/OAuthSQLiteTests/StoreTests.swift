@@ -42,6 +42,22 @@ struct StoreTests {
         #expect(try store.db.queryOne("SELECT count(*) FROM sqlite_master WHERE name = 't'") { $0.int(0) } == 0)
     }
 
+    @Test("a version-1 database with clients upgrades in place and keeps them")
+    func upgradeFromVersion1() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gh-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: dir + "/v1.db")
+        try store.db.execute("PRAGMA journal_mode = WAL")
+        try store.db.execute(Migrations.steps[0] + "; PRAGMA user_version = 1")
+        try store.db.execute("""
+            INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, default_scopes, created_at)
+            VALUES ('old', 'Old', x'01', '', 'client_credentials', 'A', 'A', 0)
+            """)
+        #expect(try store.migrate() == Migrations.steps.count - 1)
+        let c = try #require(try store.client(id: "old"))
+        #expect(c.secretHash == [1] && c.previousSecretHash == nil && c.previousSecretExpiresAt == nil)
+    }
+
     @Test("migrations set WAL and are idempotent")
     func migrations() throws {
         let (store, _) = try temporaryStore()

@@ -37,6 +37,27 @@ def test_rotate_secret_replaces_it_at_once(stack):
     assert ok.status_code == 200
 
 
+def test_rotate_secret_with_an_overlap_keeps_the_old_one_until_it_ends(stack):
+    """Zero-downtime rotation: instances switch to the new secret one at a time."""
+    c = stack.add_client("--name", "cli-rotate-overlap", "--grant-types", "client_credentials")
+
+    def status(secret):
+        return stack.post("/token", data={"grant_type": "client_credentials"},
+                          auth=(c["client_id"], secret)).status_code
+
+    new = json.loads(stack.cli("client", "rotate-secret", c["client_id"], "--keep-old-for", "600", "--json").stdout)
+    assert status(c["client_secret"]) == 200 and status(new["client_secret"]) == 200
+    assert new["previous_secret_valid_until"] > 0
+    assert "old secret:     still accepted until" in stack.cli("client", "show", c["client_id"]).stdout
+    # Rotating again ends the overlap: only the newest secret works.
+    newest = json.loads(stack.cli("client", "rotate-secret", c["client_id"], "--json").stdout)
+    assert status(c["client_secret"]) == 401 and status(new["client_secret"]) == 401
+    assert status(newest["client_secret"]) == 200
+    assert "previous_secret_valid_until" not in newest
+    r = stack.cli("client", "rotate-secret", c["client_id"], "--keep-old-for", "-5", check=False)
+    assert r.returncode != 0 and r.stderr.startswith("gatehouse: error:")
+
+
 def test_update_and_remove_client(stack):
     c = stack.add_client("--name", "cli-upd", "--grant-types", "client_credentials", "--scope", "A B")
     u = json.loads(stack.cli("client", "update", c["client_id"], "--scope", "A", "--json").stdout)

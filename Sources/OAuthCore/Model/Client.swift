@@ -19,6 +19,10 @@ public struct Client: Sendable, Equatable {
     public var requirePKCE: Bool
     /// May introspect any token, not only its own (RFC 7662 §2.1 authorization).
     public var isResourceServer: Bool
+    /// After a rotation with an overlap, the previous secret's hash and when it stops working:
+    /// deployments switch to the new secret one instance at a time, with no failed request.
+    public var previousSecretHash: [UInt8]? = nil
+    public var previousSecretExpiresAt: Int64? = nil
 
     public init(id: String, name: String, secretHash: [UInt8]?, redirectURIs: [String], grantTypes: [GrantType],
                 allowedScopes: [String], defaultScopes: [String], requirePKCE: Bool = false,
@@ -35,6 +39,12 @@ public struct Client: Sendable, Equatable {
     }
 
     public var isPublic: Bool { secretHash == nil }
+
+    /// The previous secret's hash while it still works at `now`.
+    public func previousSecret(at now: Int64) -> [UInt8]? {
+        guard let hash = previousSecretHash, let until = previousSecretExpiresAt, now < until else { return nil }
+        return hash
+    }
 
     /// RFC 7636 §4.4.1 and RFC 9700 §2.1.1: PKCE is required for public clients, and for
     /// any client registered with the requirement.

@@ -63,15 +63,21 @@ public enum ClientCredentials: Sendable, Equatable {
         }
     }
 
-    /// Checks the presented credentials against the registered client.
-    /// `hashSecret` is the server's keyed hash (HMAC-SHA-256); comparison is constant-time.
-    public func authenticate(_ client: Client?, hashSecret: (String) -> [UInt8]) throws(ClientAuthenticationError) -> Client {
+    /// Checks the presented credentials against the registered client: its secret, or its
+    /// previous secret while a rotation overlap lasts at `now`.
+    /// `hashSecret` is the server's keyed hash (HMAC-SHA-256); comparisons are constant-time.
+    public func authenticate(_ client: Client?, now: Int64, hashSecret: (String) -> [UInt8]) throws(ClientAuthenticationError)
+        -> Client
+    {
         let failure = ClientAuthenticationError(.invalidClient(), challenge: usedBasic)
         switch self {
         case .basic(_, let secret), .post(_, let secret):
             // Hash even when the client is unknown, so timing does not reveal which ids exist.
             let presented = hashSecret(secret)
-            guard let client, let stored = client.secretHash, ConstantTime.equals(presented, stored) else { throw failure }
+            guard let client, let stored = client.secretHash else { throw failure }
+            let current = ConstantTime.equals(presented, stored)
+            let previous = client.previousSecret(at: now).map { ConstantTime.equals(presented, $0) } ?? false
+            guard current || previous else { throw failure }
             return client
         case .none:
             guard let client, client.isPublic else { throw failure }
