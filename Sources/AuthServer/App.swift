@@ -48,6 +48,19 @@ public final class App {
         guard let endpoint = App.endpoint(named: name, path: request.path) else {
             return .json(404, #"{"error":"not_found"}"#)
         }
+        // Browser applications call /token and /revoke across origins (CORS).
+        guard endpoint == .token || endpoint == .revoke, let origin = request.header("origin") else {
+            return dispatch(request, endpoint)
+        }
+        if request.method == "OPTIONS" { return preflight(origin: origin) }
+        var response = dispatch(request, endpoint)
+        if let client = claimedClient(request), CORS.allows(origin, client: client) {
+            response.headers += CORS.responseHeaders(origin: origin)
+        }
+        return response
+    }
+
+    func dispatch(_ request: HTTPRequest, _ endpoint: Endpoint) -> HTTPResponse {
         do {
             switch endpoint {
             case .health: return .json(200, #"{"status":"ok"}"#, headers: [("Cache-Control", "no-store")])
@@ -70,6 +83,23 @@ public final class App {
             Log.error("request_failed", ["endpoint": endpoint.rawValue, "detail": "\(error)"])
             return failure(endpoint, .serverError("\(error)"))
         }
+    }
+
+    /// A CORS preflight carries no credentials, so it is answered for an origin that any
+    /// client registered; the response to the request itself is opened only to the origins
+    /// of the client that made it.
+    func preflight(origin: String) -> HTTPResponse {
+        let known = ((try? store.clients()) ?? []).contains { CORS.allows(origin, client: $0) }
+        return HTTPResponse(status: 204, headers: known ? CORS.preflightHeaders(origin: origin) : [("Vary", "Origin")])
+    }
+
+    /// The registered client a token or revocation request names (authenticated or not: only
+    /// its allowed origins are used, to let its own page read the answer, errors included).
+    func claimedClient(_ request: HTTPRequest) -> Client? {
+        guard let body = try? TokenRules.formBody(request),
+            let credentials = try? ClientCredentials.extract(authorization: request.header("authorization"), body: body)
+        else { return nil }
+        return try? store.client(id: credentials.clientID)
     }
 
     /// Ends a request early with a finished response (e.g. a client authentication failure).
@@ -127,6 +157,8 @@ public final class App {
         o.set("introspection_endpoint_auth_methods_supported", .strings(["client_secret_basic", "client_secret_post"]))
         o.set("code_challenge_methods_supported", .strings(["S256", "plain"]))
         o.set("authorization_response_iss_parameter_supported", true)
-        return .json(200, o.serialized(), headers: [("Cache-Control", "public, max-age=300")])
+        // A public document: any page may read it (RFC 8414 clients can run in browsers).
+        return .json(200, o.serialized(), headers: [("Cache-Control", "public, max-age=300"),
+                                                   ("Access-Control-Allow-Origin", "*")])
     }
 }

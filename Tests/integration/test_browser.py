@@ -91,3 +91,35 @@ def test_error_page_in_chromium(stack, browser_factory):
     d.get(f"{stack.url}/authorize?response_type=code&client_id=nobody")
     assert "This request cannot be completed" in d.page_source
     shot(d, "error-phone")
+
+
+FETCH_TOKEN = """
+const [url, basic, done] = arguments;
+fetch(url, {method: "POST", headers: {"Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"},
+            body: "grant_type=client_credentials"})
+  .then(r => r.json().then(j => done({status: r.status, body: j})))
+  .catch(e => done({error: String(e)}));
+"""
+
+
+def test_cross_origin_token_request_from_a_page_in_chromium(stack, browser_factory):
+    """A single-page app at another origin (the example upstream, http://127.0.0.1:PORT)
+    calls /token with fetch(): the preflight and the response's CORS headers let Chromium
+    hand the answer to the page, and only for the client whose redirect URI has that origin."""
+    import base64
+    page_origin = f"http://127.0.0.1:{stack.example_port}"
+    spa = stack.add_client("--name", "SPA", "--redirect-uri", page_origin + "/callback",
+                           "--grant-types", "client_credentials")
+    other = stack.add_client("--name", "Elsewhere", "--redirect-uri", "https://elsewhere.example/cb",
+                             "--grant-types", "client_credentials")
+    d = browser_factory(1280, 900)
+    d.set_script_timeout(15)
+    d.get(page_origin + "/spa.html")
+
+    def basic(c):
+        return "Basic " + base64.b64encode(f"{c['client_id']}:{c['client_secret']}".encode()).decode()
+
+    ok = d.execute_async_script(FETCH_TOKEN, stack.url + "/token", basic(spa))
+    assert ok.get("status") == 200 and ok["body"]["token_type"] == "Bearer", ok
+    refused = d.execute_async_script(FETCH_TOKEN, stack.url + "/token", basic(other))
+    assert "error" in refused and "Failed to fetch" in refused["error"], refused
