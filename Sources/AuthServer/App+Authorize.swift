@@ -83,8 +83,10 @@ extension App {
     /// public clients (RFC 8252 §8.6, RFC 6749 §10.2).
     private func afterLogin(_ authz: AuthorizationRequest, _ client: Client, _ params: Parameters, session: Session,
                             userID: Int64, extraHeaders: [(String, String)], viaPost: Bool) throws -> HTTPResponse {
+        // Remembered consent, or a trusted first-party client; never for public clients (RFC
+        // 8252 §8.6: another app can claim their id), and `prompt=consent` always asks.
         if !authz.prompt.contains("consent"), !client.isPublic,
-            try store.hasConsent(userID: userID, clientID: client.id, scope: authz.scope) {
+            try client.skipConsent || store.hasConsent(userID: userID, clientID: client.id, scope: authz.scope) {
             return try issueCode(authz, userID: userID, status: viaPost ? 303 : 302, extraHeaders: extraHeaders)
         }
         let username = try store.user(id: userID)?.username ?? ""

@@ -95,10 +95,12 @@ public enum Migrations {
         ) WITHOUT ROWID;
         """,
         // 2: secret rotation with an overlap (`client rotate-secret --keep-old-for`): the
-        // previous secret keeps working until previous_secret_expires_at.
+        // previous secret keeps working until previous_secret_expires_at. First-party
+        // clients whose users are not asked for consent (`--skip-consent`).
         """
         ALTER TABLE clients ADD COLUMN previous_secret_hash BLOB;
         ALTER TABLE clients ADD COLUMN previous_secret_expires_at INTEGER;
+        ALTER TABLE clients ADD COLUMN skip_consent INTEGER NOT NULL DEFAULT 0;
         """,
     ]
 

@@ -24,7 +24,7 @@ public final class SQLiteStore {
 extension SQLiteStore {
     static let clientColumns = """
         id, name, secret_hash, redirect_uris, grant_types, scopes, default_scopes, require_pkce, resource_server,
-        previous_secret_hash, previous_secret_expires_at
+        previous_secret_hash, previous_secret_expires_at, skip_consent
         """
 
     static func client(_ s: Statement) -> Client {
@@ -33,6 +33,7 @@ extension SQLiteStore {
                        defaultScopes: words(s.text(6)), requirePKCE: s.int(7) != 0, isResourceServer: s.int(8) != 0)
         c.previousSecretHash = s.blob(9)
         c.previousSecretExpiresAt = s.optionalInt(10)
+        c.skipConsent = s.int(11) != 0
         return c
     }
 
@@ -40,13 +41,13 @@ extension SQLiteStore {
         [.text(c.id), .text(c.name), c.secretHash.map { .blob($0) } ?? .null, .text(c.redirectURIs.joined(separator: " ")),
          .text(c.grantTypes.map(\.rawValue).joined(separator: " ")), .text(c.allowedScopes.joined(separator: " ")),
          .text(c.defaultScopes.joined(separator: " ")), .int(c.requirePKCE ? 1 : 0), .int(c.isResourceServer ? 1 : 0),
-         c.previousSecretHash.map { .blob($0) } ?? .null, .optional(c.previousSecretExpiresAt)]
+         c.previousSecretHash.map { .blob($0) } ?? .null, .optional(c.previousSecretExpiresAt), .int(c.skipConsent ? 1 : 0)]
     }
 
     /// Adds a client; false when the id is taken.
     public func insertClient(_ c: Client, now: Int64) throws -> Bool {
         do {
-            try db.run("INSERT INTO clients (\(Self.clientColumns), created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            try db.run("INSERT INTO clients (\(Self.clientColumns), created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        Self.bindings(c) + [.int(now)])
             return true
         } catch let e as SQLiteError where e.isConstraint {
@@ -67,7 +68,7 @@ extension SQLiteStore {
         try db.run("""
             UPDATE clients SET name = ?2, secret_hash = ?3, redirect_uris = ?4, grant_types = ?5, scopes = ?6,
                 default_scopes = ?7, require_pkce = ?8, resource_server = ?9, previous_secret_hash = ?10,
-                previous_secret_expires_at = ?11 WHERE id = ?1
+                previous_secret_expires_at = ?11, skip_consent = ?12 WHERE id = ?1
             """, Self.bindings(c)) == 1
     }
 

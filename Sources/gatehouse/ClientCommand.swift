@@ -31,6 +31,7 @@ struct ClientCommand: ParsableCommand {
         o.set("public", c.isPublic)
         o.set("require_pkce", c.requirePKCE)
         o.set("resource_server", c.isResourceServer)
+        o.set("skip_consent", c.skipConsent)
         if c.previousSecret(at: Int64(Date().timeIntervalSince1970)) != nil, let until = c.previousSecretExpiresAt {
             o.set("previous_secret_valid_until", Int(until))
         }
@@ -47,6 +48,7 @@ struct ClientCommand: ParsableCommand {
         scope:          \(Scope.string(c.allowedScopes))
         default_scope:  \(Scope.string(c.defaultScopes))
         require_pkce:   \(c.mustUsePKCE ? "yes" : "no")
+        skip_consent:   \(c.skipConsent ? "yes" : "no")
         """ + previousSecretLine(c)
     }
 
@@ -66,6 +68,9 @@ struct ClientCommand: ParsableCommand {
             throw CLIError("--redirect-uri is required for the authorization_code grant")
         }
         if c.isPublic && c.allows(.clientCredentials) { throw CLIError("--public clients cannot use client_credentials") }
+        if c.isPublic && c.skipConsent {
+            throw CLIError("--skip-consent is for confidential clients (another app can claim a public client's id)")
+        }
         guard !c.allowedScopes.isEmpty else { throw CLIError("--scope must name at least one scope") }
         for s in c.defaultScopes where !c.allowedScopes.contains(s) {
             throw CLIError("--default-scope '\(s)' is not in --scope")
@@ -100,6 +105,8 @@ struct ClientCommand: ParsableCommand {
         @Flag(help: "A public client (no secret; PKCE required).") var `public` = false
         @Flag(help: "Require PKCE even for this confidential client.") var requirePkce = false
         @Flag(help: "May introspect tokens issued to any client.") var resourceServer = false
+        @Flag(help: "A first-party application: its users are not asked for consent (confidential clients only).")
+        var skipConsent = false
         @Option(help: "Import an existing client id (WSO2 consumer key).") var clientId: String?
         @Option(help: "Import an existing client secret (WSO2 consumer secret).") var clientSecret: String?
         @Flag(help: "Print one JSON object.") var json = false
@@ -120,11 +127,12 @@ struct ClientCommand: ParsableCommand {
             let (_, store, key) = try options.open()
             let allowed = try parseScope(scope, option: "--scope")
             let secret = `public` ? nil : (clientSecret ?? ClientCommand.generateCredential())
-            let client = Client(
+            var client = Client(
                 id: clientId ?? ClientCommand.generateCredential(), name: name, secretHash: secret.map(key.hash),
                 redirectURIs: redirectURIs, grantTypes: try parseGrantTypes(grantTypes), allowedScopes: allowed,
                 defaultScopes: try defaultScope.map { try parseScope($0, option: "--default-scope") } ?? allowed,
                 requirePKCE: requirePkce, isResourceServer: resourceServer)
+            client.skipConsent = skipConsent
             try check(client)
             guard try store.insertClient(client, now: Int64(Date().timeIntervalSince1970)) else {
                 throw CLIError("a client with id '\(client.id)' already exists")
@@ -180,6 +188,7 @@ struct ClientCommand: ParsableCommand {
         @Option var defaultScope: String?
         @Option(help: "yes or no") var requirePkce: String?
         @Option(help: "yes or no") var resourceServer: String?
+        @Option(help: "yes or no") var skipConsent: String?
         @Flag var json = false
 
         func run() throws {
@@ -196,6 +205,7 @@ struct ClientCommand: ParsableCommand {
             if let defaultScope { c.defaultScopes = try parseScope(defaultScope, option: "--default-scope") }
             if let v = requirePkce { c.requirePKCE = try yesNo(v, "--require-pkce") }
             if let v = resourceServer { c.isResourceServer = try yesNo(v, "--resource-server") }
+            if let v = skipConsent { c.skipConsent = try yesNo(v, "--skip-consent") }
             try check(c)
             _ = try store.updateClient(c)
             print(json ? ClientCommand.json(c, secret: nil) : describe(c))

@@ -991,3 +991,21 @@ def test_interop_requests_oauthlib_oauth2session_pkce(stack):
     token = sess.fetch_token(stack.url + "/token", authorization_response=back,
                              client_secret=c["client_secret"], verify=stack.ca)
     assert token["token_type"] == "Bearer" and token["access_token"]
+
+
+def test_first_party_client_with_skip_consent_goes_from_login_to_the_code(stack):
+    """Hydra's skip-consent for trusted clients: the login is the only page, unless
+    prompt=consent asks; a public client cannot be registered with it."""
+    c = stack.add_client("--name", uniq("first-party"), "--redirect-uri", CB, "--skip-consent")
+    assert c["skip_consent"] is True
+    user = new_user(stack)
+    b = Browser(stack)
+    r = b.login(b.authorize(auth_params(c)), user)
+    assert r.status_code == 303 and "code" in query_of(r.headers["Location"]), r.text[:300]
+    assert is_consent_page(b.authorize(auth_params(c, prompt="consent")))
+    r = stack.cli("client", "add", "--name", uniq("pub"), "--redirect-uri", CB, "--public", "--skip-consent", check=False)
+    assert r.returncode != 0 and "--skip-consent" in r.stderr
+    # Turned off again: a new user is asked for consent after logging in.
+    stack.cli("client", "update", c["client_id"], "--skip-consent", "no")
+    b = Browser(stack)
+    assert is_consent_page(b.login(b.authorize(auth_params(c)), new_user(stack)))

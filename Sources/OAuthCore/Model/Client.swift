@@ -23,6 +23,9 @@ public struct Client: Sendable, Equatable {
     /// deployments switch to the new secret one instance at a time, with no failed request.
     public var previousSecretHash: [UInt8]? = nil
     public var previousSecretExpiresAt: Int64? = nil
+    /// A first-party application the operator trusts: its users are not asked for consent
+    /// (honoured for confidential clients only, whose identity a code exchange proves).
+    public var skipConsent = false
 
     public init(id: String, name: String, secretHash: [UInt8]?, redirectURIs: [String], grantTypes: [GrantType],
                 allowedScopes: [String], defaultScopes: [String], requirePKCE: Bool = false,
