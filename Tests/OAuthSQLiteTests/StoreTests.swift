@@ -4,11 +4,16 @@ import OAuthCore
 import OAuthCrypto
 @testable import OAuthSQLite
 
-/// A real SQLite file in a fresh temporary directory (no mocks).
-func temporaryStore() throws -> (SQLiteStore, String) {
+/// A path for a database file in a fresh temporary directory.
+func temporaryDatabasePath() throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gh-test-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    let path = dir + "/test.db"
+    return dir + "/test.db"
+}
+
+/// A real SQLite file in a fresh temporary directory (no mocks).
+func temporaryStore() throws -> (SQLiteStore, String) {
+    let path = try temporaryDatabasePath()
     let store = try SQLiteStore(path: path)
     try store.migrate()
     return (store, path)
@@ -44,9 +49,7 @@ struct StoreTests {
 
     @Test("a version-1 database with clients upgrades in place and keeps them")
     func upgradeFromVersion1() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gh-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: dir + "/v1.db")
+        let store = try SQLiteStore(path: try temporaryDatabasePath())
         try store.db.execute("PRAGMA journal_mode = WAL")
         try store.db.execute(Migrations.steps[0] + "; PRAGMA user_version = 1")
         try store.db.execute("""

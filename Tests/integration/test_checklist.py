@@ -3,7 +3,6 @@ vulnerabilities): the items the other integration files do not already cover. Ea
 named after its checklist item ("cl<N>") and the RFC section behind it. Tests that document
 a server deviation are marked xfail(strict=True) with the reason."""
 import base64
-import html
 import os
 import re
 import stat
@@ -16,76 +15,11 @@ import pytest
 import requests
 
 from conftest import PASSWORD, Stack, query_of
-
-CB = "https://client.example.com/cb"
-COOKIE = "__Host-gatehouse"
-VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"   # RFC 7636 Appendix B
-CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-ALL_GRANTS = "authorization_code,refresh_token,client_credentials,password"
-INACTIVE = {"active": False}
+from oauth_flow import (ALL_GRANTS, CB, CHALLENGE, COOKIE, INACTIVE, VERIFIER, Browser, auth_params, basic,
+                        hidden_inputs, is_consent_page, is_login_page, uniq)
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def uniq(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-_HIDDEN = re.compile(r'<input\s+type="hidden"\s+name="([^"]*)"\s+value="([^"]*)"\s*/?>')
-_ACTION = re.compile(r'<form\b[^>]*\baction="([^"]*)"')
-
-
-def hidden_inputs(page_html):
-    return {html.unescape(n): html.unescape(v) for n, v in _HIDDEN.findall(page_html)}
-
-
-def is_login_page(r):
-    return r.status_code in (200, 401) and hidden_inputs(r.text).get("step") == "login"
-
-
-def is_consent_page(r):
-    return r.status_code == 200 and hidden_inputs(r.text).get("step") == "consent"
-
-
-class Browser:
-    """A cookie-keeping user agent that never follows redirects."""
-
-    def __init__(self, stack):
-        self.stack = stack
-        self.s = stack.session()
-
-    def get_raw(self, query):
-        p = self.s.prepare_request(requests.Request("GET", self.stack.url + "/authorize"))
-        p.url = self.stack.url + "/authorize?" + query
-        return self.s.send(p, allow_redirects=False, timeout=30)
-
-    def authorize(self, params):
-        if isinstance(params, dict):
-            params = [(k, v) for k, v in params.items() if v is not None]
-        return self.get_raw(urllib.parse.urlencode(params, quote_via=urllib.parse.quote))
-
-    def submit(self, page, **fields):
-        data = hidden_inputs(page.text)
-        data.update(fields)
-        action = html.unescape(_ACTION.search(page.text).group(1))
-        return self.s.post(action, data=data, allow_redirects=False, timeout=30)
-
-    def approve(self, page, username, password=PASSWORD):
-        r = page
-        if is_login_page(r):
-            r = self.submit(r, username=username, password=password)
-        if is_consent_page(r):
-            r = self.submit(r, decision="allow")
-        assert r.status_code in (302, 303), (r.status_code, r.text[:300])
-        return r
-
-
-def auth_params(client, redirect_uri=CB, **extra):
-    p = {"response_type": "code", "client_id": client["client_id"], "redirect_uri": redirect_uri,
-         "state": uniq("st")}
-    p.update(extra)
-    return p
-
 
 def get_code(browser, client, user, **params):
     p = auth_params(client, **params)
@@ -95,10 +29,6 @@ def get_code(browser, client, user, **params):
     q = query_of(r.headers["Location"])
     assert "code" in q, r.headers["Location"]
     return q["code"]
-
-
-def basic(client):
-    return (client["client_id"], client["client_secret"])
 
 
 def exchange(stack, client, code, redirect_uri=CB, **extra):

@@ -5,7 +5,6 @@ I1-I3 and to hold its write lock from outside. Tests assert outcomes (which stat
 many successes, what survives), never latencies. Server deviations are xfail(strict=True)."""
 import hashlib
 import hmac
-import html
 import os
 import platform
 import random
@@ -19,25 +18,19 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 
 import pytest
 import requests
 
 from conftest import BIN, PASSWORD, ROOT, Stack, query_of
+from oauth_flow import ALL_GRANTS, CB, INACTIVE, auth_params, basic, uniq
+from oauth_flow import Browser as _Browser
 
-CB = "https://client.example.com/cb"
-ALL_GRANTS = "authorization_code,refresh_token,client_credentials,password"
-INACTIVE = {"active": False}
 # accept(2) / accept4(2) / ppoll(2): where an idle worker waits (first field of /proc/<pid>/syscall).
 ACCEPT_SYSCALLS = {"aarch64": {"202", "242", "73"}}.get(platform.machine(), {"43", "288", "271"})
 
 
 # -- helpers: processes, database, waiting --------------------------------------------------
-
-def uniq(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
 
 def wait_until(predicate, timeout=15, interval=0.05, what="condition"):
     deadline = time.time() + timeout
@@ -179,10 +172,6 @@ def assert_invariants(s, workers=None, signals_allowed=0, since=None):
 
 # -- helpers: OAuth ----------------------------------------------------------------------------
 
-def basic(client):
-    return (client["client_id"], client["client_secret"])
-
-
 def confidential(s, grants=ALL_GRANTS):
     return s.add_client("--name", uniq("rel-client"), "--redirect-uri", CB, "--grant-types", grants,
                         "--scope", "PRODUCTION SANDBOX")
@@ -210,29 +199,11 @@ def assert_oauth_error(r, status, *errors):
     assert r.json()["error"] in errors, r.text
 
 
-_HIDDEN = re.compile(r'<input\s+type="hidden"\s+name="([^"]*)"\s+value="([^"]*)"\s*/?>')
-_ACTION = re.compile(r'<form\b[^>]*\baction="([^"]*)"')
-
-
-def auth_params(client, **extra):
-    return {"response_type": "code", "client_id": client["client_id"], "redirect_uri": CB, "state": uniq("st"), **extra}
-
-
-class Browser:
-    """A cookie-keeping user agent that never follows redirects."""
+class Browser(_Browser):
+    """The shared user agent, with the longer timeout of a loaded machine."""
 
     def __init__(self, s):
-        self.stack = s
-        self.s = s.session()
-
-    def authorize(self, params):
-        return self.s.get(self.stack.url + "/authorize", params=params, allow_redirects=False, timeout=60)
-
-    def submit(self, page, **fields):
-        data = {html.unescape(n): html.unescape(v) for n, v in _HIDDEN.findall(page.text)}
-        data.update(fields)
-        action = html.unescape(_ACTION.search(page.text).group(1))
-        return self.s.post(action, data=data, allow_redirects=False, timeout=60)
+        super().__init__(s, timeout=60)
 
 
 class CodeMinter:
