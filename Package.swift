@@ -53,5 +53,8 @@ let package = Package(
         .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "OAuthCrypto"]),
         .testTarget(name: "OAuthCryptoTests", dependencies: ["OAuthCrypto"]),
         .testTarget(name: "OAuthSQLiteTests", dependencies: ["OAuthSQLite", "OAuthCore", "OAuthCrypto"]),
+        // The worker's application (App.handle) over a real SQLite file: no nginx, no FastCGI.
+        .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore", "OAuthSQLite", "OAuthCrypto"]),
+        .testTarget(name: "PreforkTests", dependencies: ["Prefork"]),
     ]
 )
