@@ -37,9 +37,9 @@ let package = Package(
             ],
             resources: [
                 // Compiled into the binary so a copied binary needs no resource folder.
-                .embedInCode("Templates/login.mustache"),
-                .embedInCode("Templates/consent.mustache"),
-                .embedInCode("Templates/error.mustache"),
+                .embedInCode("Pages/Templates/login.mustache"),
+                .embedInCode("Pages/Templates/consent.mustache"),
+                .embedInCode("Pages/Templates/error.mustache"),
             ]
         ),
         .executableTarget(

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 out="${1:-/tmp/gatehouse-pages}"
-templates="$(cd "$(dirname "$0")/../Sources/AuthServer/Templates" && pwd)"
+templates="$(cd "$(dirname "$0")/../Sources/AuthServer/Pages/Templates" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
@@ -15,13 +15,8 @@ command -v chromium >/dev/null || apt-get install -y chromium
 python3 - "$templates" "$work" <<'EOF'
 import sys, chevron
 src, dst = sys.argv[1:]
-params = [{"name": k, "value": v} for k, v in [
-    ("response_type", "code"), ("client_id", "demo-client"),
-    ("redirect_uri", "https://client.example.com/callback"), ("scope", "openid profile"),
-    ("state", "xyz\"<&>"), ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-    ("code_challenge_method", "S256")]]
 common = {"client_name": "Acme Expense Reports", "csrf": "c5rf-t0ken", "action": "/authorize",
-          "params": params, "username": "alice@example.com"}
+          "authz": "cmVzcG9uc2VfdHlwZT1jb2RlJmNsaWVudF9pZD1kZW1v.c2lnbmF0dXJl", "username": "alice@example.com"}
 pages = {
     "login": dict(common, error="Incorrect username or password.", issuer_host="127.0.0.1:8443"),
     "consent": dict(common, redirect_host="client.example.com",

@@ -5,12 +5,22 @@ import Prefork
 
 extension App {
     static let sessionCookie = "__Host-gatehouse"
-    /// Our own form fields, carried beside the authorization request's parameters.
-    static let formFields: Set<String> = ["step", "csrf", "username", "password", "decision", "consent_binding"]
+    /// The only fields a POST to /authorize may carry: the authorization request itself
+    /// travels sealed in `authz`, never as raw parameters echoed into the form.
+    static let formFields: Set<String> = ["step", "csrf", "authz", "username", "password", "decision"]
 
     struct Session {
         var idHash: [UInt8]
         var record: SessionRecord
+    }
+
+    /// Whoever fills in the forms: a stored session (created at login), or before login
+    /// only a signed cookie, so an anonymous GET writes nothing to the database.
+    struct Visitor {
+        var csrf: String
+        var session: Session?
+        /// Set-Cookie to send with the page (a new pre-login cookie), if any.
+        var cookie: String?
     }
 
     // MARK: - /authorize (RFC 6749 §4.1.1, §4.1.2; RFC 9207)
@@ -33,7 +43,18 @@ extension App {
         do { all = try Parameters.parse(raw) } catch {
             return pages.errorPage(status: 400, title: "Bad request", message: "The request is malformed.")
         }
-        let oauthParams = Parameters(all.pairs.filter { !App.formFields.contains($0.name) })
+        let oauthParams: Parameters
+        if isPost {
+            // The request comes back exactly as the page was shown, sealed under the form's
+            // CSRF token: a field added or changed on the way voids the form (Hydra PR 770).
+            guard all.pairs.allSatisfy({ App.formFields.contains($0.name) }) else { return formChanged() }
+            guard let sealed = try? all.single("authz"), let csrf = try? all.single("csrf"),
+                let unsealed = unseal(sealed, csrf: csrf)
+            else { return sessionExpired() }
+            oauthParams = unsealed
+        } else {
+            oauthParams = Parameters(all.pairs.filter { !App.formFields.contains($0.name) })
+        }
         let clientID = (try? oauthParams.single("client_id")) ?? nil
         let client = try clientID.flatMap { try store.client(id: $0) }
 
@@ -64,19 +85,14 @@ extension App {
     private func show(_ request: HTTPRequest, _ authz: AuthorizationRequest, _ client: Client, _ params: Parameters) throws
         -> HTTPResponse
     {
-        let session: Session
-        var extra: [(String, String)] = []
-        if let existing = try currentSession(request) {
-            session = existing
-        } else {
-            guard let created = try newSession(userID: nil) else { return sessionExpired() }  // (nothing to replace)
-            session = created.session
-            extra = [("Set-Cookie", created.cookie)]
+        guard let session = try currentSession(request) else {
+            return loginPage(authz, client, params, visitor: preLoginVisitor(request), error: nil, username: nil)
         }
         guard let userID = authenticatedUser(session), !authz.prompt.contains("login") else {
-            return loginPage(authz, client, params, session: session, error: nil, username: nil, extraHeaders: extra)
+            return loginPage(authz, client, params, visitor: Visitor(csrf: session.record.csrf, session: session),
+                             error: nil, username: nil)
         }
-        return try afterLogin(authz, client, params, session: session, userID: userID, extraHeaders: extra, viaPost: false)
+        return try afterLogin(authz, client, params, session: session, userID: userID, extraHeaders: [], viaPost: false)
     }
 
     /// Consent is skipped only when remembered, not forced by prompt=consent, and never for
@@ -90,51 +106,64 @@ extension App {
             return try issueCode(authz, userID: userID, status: viaPost ? 303 : 302, extraHeaders: extraHeaders)
         }
         let username = try store.user(id: userID)?.username ?? ""
-        let binding = ["name": "consent_binding", "value": consentBinding(csrf: session.record.csrf, params)]
+        let csrf = session.record.csrf
         return pages.render(pages.consent, [
-            "client_name": client.name, "username": username, "csrf": session.record.csrf, "action": formAction,
-            "params": hidden(params) + [binding], "scopes": authz.scope, "redirect_host": host(of: authz.redirectURI),
+            "client_name": client.name, "username": username, "csrf": csrf, "action": formAction,
+            "authz": seal(params, csrf: csrf), "scopes": authz.scope, "redirect_host": host(of: authz.redirectURI),
             "issuer_host": host(of: config.issuer),
         ], status: 200, formTarget: authz.redirectURI, extraHeaders: extraHeaders)
     }
 
-    /// POST: the login or consent form. Requires the session cookie and its CSRF token
-    /// (RFC 6749 §10.12); a missing or wrong token is a 403 page, never a redirect.
+    /// POST: the login or consent form. Requires the cookie and its CSRF token (RFC 6749
+    /// §10.12); a missing or wrong token is a 403 page, never a redirect.
     private func submit(_ request: HTTPRequest, _ all: Parameters, _ authz: AuthorizationRequest, _ client: Client,
                         _ params: Parameters) throws -> HTTPResponse {
-        guard let session = try currentSession(request), let csrf = try? all.single("csrf"),
-            ConstantTime.equals(csrf, session.record.csrf)
-        else { return sessionExpired() }
+        guard let csrf = try? all.single("csrf") else { return sessionExpired() }
+        let visitor: Visitor
+        if let session = try currentSession(request) {
+            guard ConstantTime.equals(csrf, session.record.csrf) else { return sessionExpired() }
+            visitor = Visitor(csrf: csrf, session: session)
+        } else {
+            guard let pre = preLoginCSRF(request), ConstantTime.equals(csrf, pre) else { return sessionExpired() }
+            visitor = Visitor(csrf: csrf)
+        }
         switch try all.single("step") {
         case "login":
             let username = (try? all.single("username")) ?? nil
             let password = (try? all.single("password")) ?? nil
-            guard let username, let password,
-                let user = try checkPassword(username: username, password: password, address: request.remoteAddress)
-            else {
-                Log.info("login_failed", ["client": client.id])
-                return loginPage(authz, client, params, session: session, error: "Incorrect username or password.",
-                                 username: username, extraHeaders: [])
+            let user: User?
+            do {
+                user = try username.flatMap { name in
+                    try password.flatMap { try checkPassword(username: name, password: $0, address: request.remoteAddress) }
+                }
+            } catch is PasswordChecksBusy {
+                // Nothing was tried: the same form stays valid for the next attempt.
+                Log.warn("login_busy", ["client": client.id])
+                return loginPage(authz, client, params, visitor: visitor, status: 503,
+                                 error: "Too many sign-ins are being checked right now. Wait a moment and try again.",
+                                 username: username, extraHeaders: [("Retry-After", "2")])
             }
-            // Session fixation (CWE-384): a new id, a new CSRF token, the old row gone.
-            guard let renewed = try newSession(userID: user.id, replacing: session.idHash) else { return sessionExpired() }
+            guard let user else {
+                Log.info("login_failed", ["client": client.id])
+                // A new CSRF token after every failure: one fetched form is one try.
+                guard let next = try rotated(visitor, request) else { return sessionExpired() }
+                return loginPage(authz, client, params, visitor: next, status: 401, error: "Incorrect username or password.",
+                                 username: username)
+            }
+            // Session fixation (CWE-384): the session row is born here, with a new id and
+            // CSRF token; a pre-login session is replaced.
+            guard let renewed = try newSession(userID: user.id, replacing: visitor.session?.idHash) else {
+                return sessionExpired()
+            }
             Log.info("login_succeeded", ["client": client.id])
             return try afterLogin(authz, client, params, session: renewed.session, userID: user.id,
                                   extraHeaders: [("Set-Cookie", renewed.cookie)], viaPost: true)
         case "consent":
-            guard let userID = authenticatedUser(session) else {
-                return loginPage(authz, client, params, session: session, error: nil, username: nil, extraHeaders: [])
-            }
-            // The approval is bound to exactly the request the page showed (Hydra PR 770):
-            // changing any parameter of the posted form voids it.
-            guard let posted = try? all.single("consent_binding"),
-                ConstantTime.equals(posted, consentBinding(csrf: session.record.csrf, params))
-            else {
-                return pages.errorPage(status: 403, title: "Session expired",
-                                       message: "This consent form no longer matches the request. Go back to the application and try again.")
+            guard let session = visitor.session, let userID = authenticatedUser(session) else {
+                return loginPage(authz, client, params, visitor: visitor, error: nil, username: nil)
             }
             // One submission per form, even when two arrive at once.
-            guard try store.rotateCSRF(idHash: session.idHash, from: session.record.csrf, to: SecureRandom.token()) else {
+            guard try store.rotateCSRF(idHash: session.idHash, from: csrf, to: SecureRandom.token()) else {
                 return sessionExpired()
             }
             guard (try? all.single("decision")) == "allow" else {
@@ -163,19 +192,21 @@ extension App {
                          headers: extraHeaders)
     }
 
-    private func loginPage(_ authz: AuthorizationRequest, _ client: Client, _ params: Parameters, session: Session,
-                           error: String?, username: String?, extraHeaders: [(String, String)]) -> HTTPResponse {
+    private func loginPage(_ authz: AuthorizationRequest, _ client: Client, _ params: Parameters, visitor: Visitor,
+                           status: Int = 200, error: String?, username: String?,
+                           extraHeaders: [(String, String)] = []) -> HTTPResponse {
         var context: [String: Any] = [
-            "client_name": client.name, "csrf": session.record.csrf, "action": formAction, "params": hidden(params),
-            "issuer_host": host(of: config.issuer),
+            "client_name": client.name, "csrf": visitor.csrf, "action": formAction,
+            "authz": seal(params, csrf: visitor.csrf), "issuer_host": host(of: config.issuer),
         ]
         if let error { context["error"] = error }
         if let username { context["username"] = username }
-        return pages.render(pages.login, context, status: error == nil ? 200 : 401, formTarget: authz.redirectURI,
-                            extraHeaders: extraHeaders)
+        let cookie = visitor.cookie.map { [("Set-Cookie", $0)] } ?? []
+        return pages.render(pages.login, context, status: status, formTarget: authz.redirectURI,
+                            extraHeaders: cookie + extraHeaders)
     }
 
-    // MARK: - sessions
+    // MARK: - the pending request, sealed into the form
 
     private var formAction: String { config.issuer + "/authorize" }
 
@@ -183,13 +214,22 @@ extension App {
     /// was honoured when the page was shown and must not force the step again.
     private func carried(_ params: Parameters) -> Parameters { Parameters(params.pairs.filter { $0.name != "prompt" }) }
 
-    private func hidden(_ params: Parameters) -> [[String: String]] {
-        carried(params).pairs.map { ["name": $0.name, "value": $0.value] }
+    /// `payload.mac`: the request's parameters (base64url, so the page never holds them
+    /// raw) and an HMAC under the server key binding them to this form's CSRF token.
+    func seal(_ params: Parameters, csrf: String) -> String {
+        let payload = Base64URL.encode(Array(carried(params).encoded().utf8))
+        return payload + "." + Base64URL.encode(key.hash("authz\n" + csrf + "\n" + payload))
     }
 
-    /// HMAC over the session's CSRF token and the exact request shown on the consent page.
-    private func consentBinding(csrf: String, _ params: Parameters) -> String {
-        Base64URL.encode(key.hash(csrf + "\n" + carried(params).encoded()))
+    /// The parameters of a sealed request, or nil when it was not sealed for `csrf`.
+    func unseal(_ sealed: String, csrf: String) -> Parameters? {
+        guard let dot = sealed.utf8.lastIndex(of: UInt8(ascii: ".")) else { return nil }
+        let payload = String(sealed[..<dot])
+        let mac = String(sealed[sealed.index(after: dot)...])
+        guard ConstantTime.equals(mac, Base64URL.encode(key.hash("authz\n" + csrf + "\n" + payload))),
+            let bytes = Base64URL.decode(payload), let text = String(validating: bytes, as: UTF8.self)
+        else { return nil }
+        return try? Parameters.parse(text)
     }
 
     private func host(of uri: String) -> String {
@@ -197,9 +237,54 @@ extension App {
         return String(origin[r.upperBound...])
     }
 
+    // MARK: - before login: a signed cookie, no row
+
+    /// The pre-login cookie's value is `p.<expires>.<nonce>`; the form's CSRF token is its
+    /// HMAC under the server key (a signed double-submit cookie). A cross-site page can
+    /// neither read the cookie nor compute the token; `__Host-` stops a sibling domain from
+    /// planting one.
+    private func preLoginToken(_ value: String) -> String { Base64URL.encode(key.hash("login-csrf\n" + value)) }
+
+    /// The CSRF token of a live pre-login cookie in `request`, if it has one.
+    private func preLoginCSRF(_ request: HTTPRequest) -> String? {
+        guard let value = request.cookie(App.sessionCookie), value.utf8.count <= 96, value.hasPrefix("p.") else { return nil }
+        let parts = value.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let expires = Int64(parts[1]), now < expires else { return nil }
+        return preLoginToken(value)
+    }
+
+    /// The visitor of a login page shown before login: its live pre-login cookie (two tabs
+    /// share it), or a new one.
+    private func preLoginVisitor(_ request: HTTPRequest) -> Visitor {
+        if let csrf = preLoginCSRF(request) { return Visitor(csrf: csrf) }
+        return newPreLoginVisitor()
+    }
+
+    private func newPreLoginVisitor() -> Visitor {
+        let lifetime = config.sessionIdleTimeout
+        let value = "p.\(now + lifetime).\(SecureRandom.token())"
+        return Visitor(csrf: preLoginToken(value),
+                       cookie: "\(App.sessionCookie)=\(value); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(lifetime)")
+    }
+
+    /// The same visitor with a new CSRF token (after a failed login); nil when a concurrent
+    /// request already used the stored session's token.
+    private func rotated(_ visitor: Visitor, _ request: HTTPRequest) throws -> Visitor? {
+        guard let session = visitor.session else { return newPreLoginVisitor() }
+        let next = SecureRandom.token()
+        guard try store.rotateCSRF(idHash: session.idHash, from: visitor.csrf, to: next) else { return nil }
+        var record = session.record
+        record.csrf = next
+        return Visitor(csrf: next, session: Session(idHash: session.idHash, record: record))
+    }
+
+    // MARK: - sessions (after login)
+
     /// The live session named by the cookie, with idle and absolute timeouts applied.
     private func currentSession(_ request: HTTPRequest) throws -> Session? {
-        guard let id = request.cookie(App.sessionCookie), !id.isEmpty, id.utf8.count <= 64 else { return nil }
+        guard let id = request.cookie(App.sessionCookie), !id.isEmpty, id.utf8.count <= 64, !id.hasPrefix("p.") else {
+            return nil
+        }
         let hash = key.hash(id)
         guard let record = try store.session(idHash: hash) else { return nil }
         let now = self.now
@@ -220,19 +305,20 @@ extension App {
                         message: "Your session expired or the form was not sent from this site. Go back to the application and try again.")
     }
 
-    /// A new session (and cookie); nil when `old` was already replaced by a concurrent request.
-    private func newSession(userID: Int64?, replacing old: [UInt8]? = nil) throws -> (session: Session, cookie: String)? {
+    private func formChanged() -> HTTPResponse {
+        pages.errorPage(status: 403, title: "Session expired",
+                        message: "This form no longer matches the request. Go back to the application and try again.")
+    }
+
+    /// A new logged-in session (and cookie); nil when `old` was already replaced by a
+    /// concurrent request.
+    private func newSession(userID: Int64, replacing old: [UInt8]?) throws -> (session: Session, cookie: String)? {
         let id = SecureRandom.token()
         let csrf = SecureRandom.token()
         let hash = key.hash(id)
         let now = self.now
-        if let userID {
-            guard try store.replaceSession(oldIDHash: old, newIDHash: hash, csrf: csrf, userID: userID, now: now) else { return nil }
-        } else {
-            try store.createSession(idHash: hash, csrf: csrf, now: now)
-        }
-        let record = SessionRecord(csrf: csrf, userID: userID, authenticatedAt: userID == nil ? nil : now, createdAt: now,
-                                   lastSeenAt: now)
+        guard try store.replaceSession(oldIDHash: old, newIDHash: hash, csrf: csrf, userID: userID, now: now) else { return nil }
+        let record = SessionRecord(csrf: csrf, userID: userID, authenticatedAt: now, createdAt: now, lastSeenAt: now)
         let cookie = "\(App.sessionCookie)=\(id); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(config.sessionAbsoluteTimeout)"
         return (Session(idHash: hash, record: record), cookie)
     }

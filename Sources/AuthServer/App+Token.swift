@@ -87,9 +87,13 @@ extension App {
                                       defaults: client.defaultScopes)
         // §4.3.2: "MUST protect the endpoint against brute force attacks": the same counters
         // as the login form, so neither path bypasses the other.
-        guard let user = try checkPassword(username: username, password: password, address: request.remoteAddress) else {
-            throw OAuthError.invalidGrant("invalid username or password")
+        let checked: User?
+        do {
+            checked = try checkPassword(username: username, password: password, address: request.remoteAddress)
+        } catch is PasswordChecksBusy {
+            throw OAuthError.temporarilyUnavailable("password_checks_busy")
         }
+        guard let user = checked else { throw OAuthError.invalidGrant("invalid username or password") }
         let now = self.now
         let minted = mint(refresh: client.allows(.refreshToken), now: now)
         try store.issue(clientID: client.id, userID: user.id, scope: scope, tokens: minted.plan, now: now)
@@ -98,14 +102,16 @@ extension App {
     }
 
     /// Verifies a password with throttling per username and per client address. nil on any
-    /// failure (unknown user, wrong password, disabled, locked), with one timing profile.
+    /// failure (unknown user, wrong password, disabled, locked). Unknown and known names
+    /// cost the same hash; a locked name or address costs none (locks are kept for unknown
+    /// names too, so a fast answer tells nothing about which accounts exist).
+    /// Throws `PasswordChecksBusy` when the host's hashing places are all taken.
     func checkPassword(username: String, password: String, address: String) throws -> User? {
         let keys = ["user:" + username, "addr:" + address]
         let now = self.now
-        if try store.lockedUntil(keys: keys, now: now) != nil {
-            passwords.verifyDummy(password)
-            return nil
-        }
+        if try store.lockedUntil(keys: keys, now: now) != nil { return nil }
+        guard passwordHashGate.tryEnter() else { throw PasswordChecksBusy() }
+        defer { passwordHashGate.leave() }
         let user = try store.user(named: username)
         let ok: Bool
         if let user {
@@ -151,7 +157,7 @@ extension App {
         let inactive = HTTPResponse.json(200, #"{"active":false}"#, headers: HTTPResponse.noStoreHeaders)
         guard let found = try store.token(hash: key.hash(token)) else { return inactive }
         let t = found.record
-        guard t.isActive(at: now), !found.userDisabled, client.isResourceServer || t.clientID == client.id else { return inactive }
+        guard t.isActive(at: now), !found.userDisabled, client.isResourceServer || t.clientID.sameBytes(as: client.id) else { return inactive }
         var o = JSONObject()
         o.set("active", true)
         o["scope"] = Scope.string(t.scope)

@@ -14,6 +14,8 @@ public final class App {
     let passwords = PasswordHasher()
     /// Set by the worker loop: the pool's scoreboard snapshot for /status.
     public var statusProvider: (() -> String)?
+    /// Set by the worker loop: the host-wide bound on concurrent password hashing.
+    public var passwordHashGate: PasswordHashGate = UnboundedPasswordHashGate()
 
     public init(config: ServerConfig, store: SQLiteStore, key: SecretKey, pages: Pages, clock: Clock = .system) {
         self.config = config

@@ -87,7 +87,10 @@ public enum Server {
             if ran > 0 { Log.info("migrations_applied", ["steps": ran, "version": try store.schemaVersion()]) }
         }
         _ = try SecretKey.loadOrCreate(path: config.secretKeyFile)
-        _ = try Pages(directory: config.templateDirectory)
+        for name in try Pages(directory: config.templateDirectory).formsWithoutRequest {
+            Log.warn("template_without_authz", ["template": name + ".mustache",
+                                                "detail": "its form must carry <input type=\"hidden\" name=\"authz\" value=\"{{authz}}\">"])
+        }
     }
 
     /// A worker: its own SQLite connection opened after fork, then one request at a time.
@@ -100,6 +103,7 @@ public enum Server {
             exit(3)
         }
         app.statusProvider = { statusJSON(context) }
+        app.passwordHashGate = ScoreboardHashGate(context: context, limit: config.passwordHashWorkers)
         app.store.db.writeGate = PoolWriteGate(context.writeGate)
         let connection = FastCGIConnection(listenFD: listenFD, maxBodyBytes: config.maxBodyBytes)
         var served = 0
@@ -172,6 +176,14 @@ public enum Server {
             Log.error("purge_failed", ["detail": "\(error)"])
             exit(1)
         }
+    }
+
+    /// The pool's password-hashing places, counted on the shared scoreboard.
+    struct ScoreboardHashGate: PasswordHashGate {
+        let context: WorkerContext
+        let limit: Int
+        func tryEnter() -> Bool { context.tryEnterHashing(limit: limit) }
+        func leave() { context.leaveHashing() }
     }
 
     /// Bridges the pool's gate (Prefork) to the store's protocol (OAuthSQLite), which know

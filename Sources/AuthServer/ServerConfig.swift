@@ -35,6 +35,11 @@ public struct ServerConfig: Sendable {
     public var loginLockout: Int64 = 900
     public var templateDirectory: String? = nil
     public var purgeInterval: Int64 = 3600
+    /// `password_hash_workers`; nil = half the workers, at least one.
+    public var passwordHashWorkersSetting: Int? = nil
+    /// How many workers of this host may hash a password at once (never all of them when
+    /// there are two or more: the rest keep answering /token and auth_request).
+    public var passwordHashWorkers: Int { min(passwordHashWorkersSetting ?? max(1, workers / 2), workers) }
     public var secretKeyFile: String
 
     /// Defaults for an instance directory.
@@ -133,6 +138,7 @@ public struct ServerConfig: Sendable {
         case "login_lockout": loginLockout = try seconds()
         case "template_dir": templateDirectory = value.isEmpty ? nil : path()
         case "purge_interval": purgeInterval = try seconds(0...(30 * 86_400))
+        case "password_hash_workers": passwordHashWorkersSetting = value == "auto" ? nil : try int(1...256)
         case "secret_key_file": secretKeyFile = path()
         default: throw ConfigError("\(location): unknown key '\(key)'")
         }
@@ -201,6 +207,12 @@ public struct ServerConfig: Sendable {
         login_address_max_failures = 50
         login_failure_window = 900
         login_lockout = 900
+
+        # How many workers may check a password (PBKDF2, ~0.2 s of a core) at once; past
+        # that a login gets a fast 503 page and the password grant 503
+        # temporarily_unavailable, so a login flood never occupies the whole pool that also
+        # answers /token and nginx's auth_request. auto = half the workers, at least 1.
+        password_hash_workers = auto
 
         # A folder with login.mustache, consent.mustache and error.mustache to replace the
         # built-in pages; empty = built-in.

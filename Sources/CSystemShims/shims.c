@@ -134,6 +134,36 @@ uint64_t csys_scoreboard_total(csys_slot *board) {
     return __atomic_load_n(&(board - 1)->requests, __ATOMIC_RELAXED);
 }
 
+// MARK: - password-hashing places
+// A worker's flag goes up before the count and comes down after it, so a worker killed
+// between the two steps can only leave the count one too low (one extra hash allowed),
+// never a place lost for good; the master clears a dead worker's flag and gives its
+// place back.
+
+int csys_hash_enter(csys_slot *board, int index, int limit) {
+    __atomic_store_n(&board[index].hashing, 1, __ATOMIC_SEQ_CST);
+    int32_t n = __atomic_add_fetch(&(board - 1)->hashing, 1, __ATOMIC_SEQ_CST);
+    if (n <= limit) return 1;
+    __atomic_sub_fetch(&(board - 1)->hashing, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&board[index].hashing, 0, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+void csys_hash_leave(csys_slot *board, int index) {
+    if (__atomic_load_n(&board[index].hashing, __ATOMIC_SEQ_CST) == 0) return;
+    __atomic_sub_fetch(&(board - 1)->hashing, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&board[index].hashing, 0, __ATOMIC_SEQ_CST);
+}
+
+void csys_hash_release_dead(csys_slot *board, int index) {
+    if (__atomic_exchange_n(&board[index].hashing, 0, __ATOMIC_SEQ_CST) == 0) return;
+    // Never below zero (the one-too-low case above).
+    int32_t n = __atomic_load_n(&(board - 1)->hashing, __ATOMIC_SEQ_CST);
+    while (n > 0 && !__atomic_compare_exchange_n(&(board - 1)->hashing, &n, n - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+}
+
+int csys_hash_in_use(csys_slot *board) { return __atomic_load_n(&(board - 1)->hashing, __ATOMIC_SEQ_CST); }
+
 // pipe2 is a GNU extension that Glibc's Swift overlay does not import.
 int csys_self_pipe(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 

@@ -86,7 +86,7 @@ extension SQLiteStore {
             }
             guard let (record, familyID) = row else { return .notFound }
             if record.consumed {
-                guard record.clientID == clientID else { return .notFound }
+                guard record.clientID.sameBytes(as: clientID) else { return .notFound }
                 if let familyID { try revokeFamily(familyID, now: now) }
                 return .replayed
             }
@@ -162,7 +162,7 @@ extension SQLiteStore {
             }
             guard let row, row.kind == 1 else { return .invalid("unknown refresh token") }
             let r = row.record
-            guard r.clientID == clientID else { return .invalid("refresh token was issued to another client") }
+            guard r.clientID.sameBytes(as: clientID) else { return .invalid("refresh token was issued to another client") }
             if r.revoked { return .invalid("refresh token revoked") }
             var grace = false
             if let rotatedAt = r.rotatedAt {

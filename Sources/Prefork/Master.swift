@@ -11,6 +11,9 @@ public struct WorkerContext {
     /// Counts one served request on the scoreboard.
     public func countRequest() { csys_scoreboard_add_request(scoreboard, slot) }
     public func setBusy(_ busy: Bool) { scoreboard[Int(slot)].busy = busy ? 1 : 0 }
+    /// Takes one of `limit` password-hashing places of the pool (never waits).
+    public func tryEnterHashing(limit: Int) -> Bool { csys_hash_enter(scoreboard, slot, Int32(clamping: limit)) == 1 }
+    public func leaveHashing() { csys_hash_leave(scoreboard, slot) }
     /// The pool's write gate (see `WriteGateLock`).
     public let writeGate: WriteGateLock
 }
@@ -188,7 +191,10 @@ public final class Master {
         let pid = fork()
         if pid == 0 {
             close(pipeRead)
-            scoreboard[Int(slot)] = csys_slot(pid: getpid(), busy: 0, requests: 0, started_at: Int64(time(nil)))
+            var fresh = csys_slot()
+            fresh.pid = getpid()
+            fresh.started_at = Int64(time(nil))
+            scoreboard[Int(slot)] = fresh
             _ = csys_install_worker_handlers()
             // An orphan would keep serving unsupervised on a socket a new master replaces.
             if csys_die_with_parent(master) != 0 { exit(0) }
@@ -210,6 +216,7 @@ public final class Master {
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { return }
             guard let w = workers.removeValue(forKey: pid) else { continue }
+            csys_hash_release_dead(scoreboard, w.slot)
             scoreboard[Int(w.slot)].pid = 0
             let lived = now() - w.startedAt
             let how: String

@@ -40,6 +40,8 @@ typedef struct {
     int32_t busy;         // 1 while serving a request
     uint64_t requests;    // requests served by this worker
     int64_t started_at;   // unix seconds the worker started
+    int32_t hashing;      // 1 while holding a password-hashing place
+    int32_t reserved;
 } csys_slot;
 
 /// Maps `count` zeroed slots shared with every child forked after it. NULL on failure.
@@ -47,6 +49,14 @@ csys_slot *csys_scoreboard_create(int count);
 /// Adds one to the process-wide total of served requests kept in the board's header.
 void csys_scoreboard_add_request(csys_slot *board, int index);
 uint64_t csys_scoreboard_total(csys_slot *board);
+/// Takes one of `limit` password-hashing places for the worker in slot `index`: 1 taken,
+/// 0 all taken (never waits). The header counts the places in use.
+int csys_hash_enter(csys_slot *board, int index, int limit);
+void csys_hash_leave(csys_slot *board, int index);
+/// The master, reaping the worker of slot `index`: gives back a place it died holding.
+void csys_hash_release_dead(csys_slot *board, int index);
+/// Places in use on the host.
+int csys_hash_in_use(csys_slot *board);
 // MARK: - cross-process write gate
 /// A robust, process-shared mutex in shared memory (created before fork), which workers
 /// take around their SQLite write transactions. NULL on failure.

@@ -23,6 +23,10 @@ public enum AuthorizationValidation: Sendable, Equatable {
 }
 
 public enum AuthorizationEndpoint {
+    /// The longest `state` echoed in a redirect. With the registered URI (at most
+    /// `RedirectURI.maxLength`) and percent-encoding, every Location fits nginx's
+    /// `fastcgi_buffer_size` in the shipped include.
+    public static let maxStateBytes = 2048
     static let singleValued = ["response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
                                "code_challenge_method", "prompt", "response_mode", "nonce"]
 
@@ -32,7 +36,7 @@ public enum AuthorizationEndpoint {
         guard !params.isRepeated("client_id"), let clientID = try? params.single("client_id") else {
             return .display(message: "The request is missing a valid client_id.")
         }
-        guard let client, client.id == clientID else {
+        guard let client, client.id.sameBytes(as: clientID) else {
             return .display(message: "The client is not registered with this server.")
         }
         if params.isRepeated("redirect_uri") { return .display(message: "The redirect_uri parameter was given more than once.") }
@@ -51,8 +55,12 @@ public enum AuthorizationEndpoint {
             redirectURI = client.redirectURIs[0]
         }
 
-        // 2. Everything else redirects with an error, echoing state.
+        // 2. Everything else redirects with an error, echoing state: unless state is too
+        // long to travel in a Location header, which is shown here instead.
         let state = params.isRepeated("state") ? nil : (try? params.single("state")) ?? nil
+        if let state, state.utf8.count > maxStateBytes {
+            return .display(message: "The state parameter is longer than \(maxStateBytes) bytes.")
+        }
         func fail(_ e: OAuthError) -> AuthorizationValidation { .redirectError(redirectURI: redirectURI, error: e, state: state) }
 
         for name in singleValued where params.isRepeated(name) {

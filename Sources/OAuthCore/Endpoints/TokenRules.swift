@@ -36,7 +36,7 @@ public enum TokenRules {
                                  now: Int64) throws(OAuthError) {
         // "ensure that the authorization code was issued to the authenticated confidential
         // client, or if the client is public, ensure that the code was issued to client_id"
-        guard code.clientID == client.id else { throw .invalidGrant("the code was issued to another client") }
+        guard code.clientID.sameBytes(as: client.id) else { throw .invalidGrant("the code was issued to another client") }
         guard now < code.expiresAt else { throw .invalidGrant("the code has expired") }
         guard !code.userDisabled else { throw .invalidGrant("the resource owner's account is disabled") }
         // "ensure that the redirect_uri parameter is present if the redirect_uri parameter
@@ -44,7 +44,7 @@ public enum TokenRules {
         // their values are identical."
         if let original = code.redirectURI {
             guard let redirectURI else { throw .invalidGrant("redirect_uri is required: it was sent to /authorize") }
-            guard redirectURI == original else { throw .invalidGrant("redirect_uri does not match the authorization request") }
+            guard redirectURI.sameBytes(as: original) else { throw .invalidGrant("redirect_uri does not match the authorization request") }
         } else if let redirectURI, !RedirectURI.matches(redirectURI, registered: client.redirectURIs) {
             throw .invalidGrant("redirect_uri is not registered for this client")
         }
@@ -55,7 +55,7 @@ public enum TokenRules {
     /// scope no wider than the original grant.
     public static func checkRefresh(_ token: TokenRecord, userDisabled: Bool, familyScope: [String], client: Client,
                                     requestedScope: String?) throws(OAuthError) -> [String] {
-        guard token.clientID == client.id else { throw .invalidGrant("the refresh token was issued to another client") }
+        guard token.clientID.sameBytes(as: client.id) else { throw .invalidGrant("the refresh token was issued to another client") }
         guard !userDisabled else { throw .invalidGrant("the resource owner's account is disabled") }
         return try Scope.narrow(requested: requestedScope, granted: familyScope)
     }

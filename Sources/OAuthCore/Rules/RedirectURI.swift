@@ -2,7 +2,10 @@
 /// RFC 8252 §7.3 (loopback port) and §8.3 (no `localhost`).
 public enum RedirectURI {
     /// Why a URI cannot be registered, for the CLI's one-line error.
+    public static let maxLength = 2048
+
     public static func registrationProblem(_ uri: String) -> String? {
+        if uri.utf8.count > maxLength { return "the redirect URI is longer than \(maxLength) characters" }
         guard let parts = split(uri) else { return "'\(uri)' is not an absolute URI" }
         if uri.contains("#") { return "'\(uri)' has a fragment (RFC 6749 §3.1.2)" }
         if uri.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7F }) {
@@ -26,12 +29,15 @@ public enum RedirectURI {
         return nil
     }
 
-    /// True when `requested` is one of `registered`: exact, character for character, except
-    /// that a registered loopback `http` URI matches any port (RFC 8252 §7.3).
+    /// True when `requested` is one of `registered`: exact, byte for byte, except that a
+    /// registered loopback `http` URI matches any port (RFC 8252 §7.3). Bytes, not Swift
+    /// `==`, which is canonical equivalence: "e\u{301}" would equal "\u{E9}".
     public static func matches(_ requested: String, registered: [String]) -> Bool {
         for r in registered {
-            if r == requested { return true }
-            if let a = loopbackWithoutPort(r), let b = loopbackWithoutPort(requested), a == b { return true }
+            if r.sameBytes(as: requested) { return true }
+            if let a = loopbackWithoutPort(r), let b = loopbackWithoutPort(requested), a.sameBytes(as: b) {
+                return true
+            }
         }
         return false
     }

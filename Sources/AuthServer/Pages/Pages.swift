@@ -8,8 +8,12 @@ public struct Pages {
     let login: MustacheTemplate
     let consent: MustacheTemplate
     let error: MustacheTemplate
+    /// Operator templates whose form lacks `{{authz}}` (the sealed request): their logins fail.
+    public private(set) var formsWithoutRequest: [String] = []
 
     public init(directory: String?) throws {
+        MustacheContentTypes.register(ScalarHTMLContentType(), named: ScalarHTMLContentType.name)
+        var missing: [String] = []
         func load(_ name: String, builtin: [UInt8]) throws -> MustacheTemplate {
             var text = String(decoding: builtin, as: UTF8.self)
             if let directory {
@@ -19,13 +23,19 @@ public struct Pages {
                 }
                 text = custom
             }
-            do { return try MustacheTemplate(string: text) } catch {
+            if directory != nil, name != "error", !text.contains("{{authz}}") { missing.append(name) }
+            // Every value is escaped, by our escaper: no raw output tags, no other content type.
+            for raw in ["{{{", "{{&", "{{=", "CONTENT_TYPE"] where text.contains(raw) {
+                throw ConfigError("template \(name).mustache uses '\(raw)': Gatehouse templates escape every value")
+            }
+            do { return try MustacheTemplate(string: "{{% CONTENT_TYPE: \(ScalarHTMLContentType.name) }}" + text) } catch {
                 throw ConfigError("template \(name).mustache does not parse: \(error)")
             }
         }
         login = try load("login", builtin: PackageResources.login_mustache)
         consent = try load("consent", builtin: PackageResources.consent_mustache)
         error = try load("error", builtin: PackageResources.error_mustache)
+        formsWithoutRequest = missing
     }
 
     /// Security headers for every page (RFC 9700 §4.16 clickjacking, §4.2.4 referrer).
