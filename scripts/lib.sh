@@ -63,6 +63,7 @@ render_nginx() {
         sed -e "s|@HOME@|$home|g" -e "s|@NGINX_DIR@|$out|g" -e "s|@SOCKET@|$socket|g" \
             -e "s|@HTTPS_PORT@|$port|g" -e "s|@EXAMPLE_PORT@|$example_port|g" -e "s|@DAEMON@|$daemon|g" \
             -e "s|@USER_DIRECTIVE@|$user_directive|g" -e "s|@EXAMPLE_SCOPE@|${GATEHOUSE_EXAMPLE_SCOPE:-}|g" \
+            -e "s|@LOGIN_RATE@|${GATEHOUSE_LOGIN_RATE:-10r/s}|g" \
             "$ROOT/nginx/$f" > "$out/$f"
     done
     mv "$out/dev-server.conf" "$out/nginx.conf"

@@ -26,13 +26,19 @@ def free_port():
 class Stack:
     """One Gatehouse instance: master + workers + nginx, all under `home`."""
 
-    def __init__(self, workers=2, extra_config=""):
+    # Tests log in far faster than people do: unless a test asks for the shipped limit
+    # (login_rate=None), the stack's nginx allows this many login/consent posts a second.
+    TEST_LOGIN_RATE = "10000r/s"
+
+    def __init__(self, workers=2, extra_config="", login_rate=TEST_LOGIN_RATE):
         self.home = tempfile.mkdtemp(prefix="gh-")
         self.port = free_port()
         self.example_port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.env = dict(os.environ, GATEHOUSE_HOME=self.home, GATEHOUSE_HTTPS_PORT=str(self.port))
         self.workers = workers
+        if login_rate:
+            self.env["GATEHOUSE_LOGIN_RATE"] = login_rate  # read by render_nginx, which runs with self.env
         self.master = None
         self.log_path = os.path.join(self.home, "gatehouse.log")
         self.socket = os.path.join(self.home, "run", "gatehouse.sock")
