@@ -12,12 +12,17 @@
 # both in wrk; its requests/s are authorize+token PAIRS per second, its latencies per
 # HTTP request), refresh (rotation chains, one per connection), introspect, proxied
 # (GET /example/public/: the example upstream through nginx, no token check), validate
-# (GET /example/api/ through nginx auth_request; its note gives the ratio to proxied). health always runs: it is the
+# (GET /example/api/ through nginx auth_request; its note gives the ratio to proxied),
+# login_flood (client_credentials and validate alone, then beside 32 connections posting
+# wrong passwords to the login form, each every BENCH_FLOOD_DELAY_MS (default 100 ms; 0 =
+# as fast as answers come): "limit" through the shipped limit_req, "nolimit"
+# with it lifted, as a flood from many addresses would be, where only the bound on
+# concurrent password hashing protects the pool; notes give the ratio to the quiet run). health always runs: it is the
 # baseline of the ratio column. requests/s counts only expected answers; "errors" is
 # unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary.
 source "$(dirname "$0")/lib.sh"
 
-ALL="health client_credentials code_exchange full_flow refresh introspect proxied validate"
+ALL="health client_credentials code_exchange full_flow refresh introspect proxied validate login_flood"
 workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -88,6 +93,9 @@ mkdir -p "$home/logs" "$home/run"; touch "$home/logs/gatehouse.log"
 "$BIN" migrate >/dev/null
 printf '\n# bench.sh: codes are minted ahead of the code_exchange runs\ncode_lifetime = 600\n' >>"$home/gatehouse.conf"
 # Extra configuration lines for the benchmark instance, e.g. GATEHOUSE_BENCH_CONFIG="durability = normal".
+# login_flood comes from one address: without this, the per-address lock would make most
+# of its posts cheap, where a flood from many addresses would not be.
+printf 'login_address_max_failures = 100000\n' >>"$home/gatehouse.conf"
 [ -n "${GATEHOUSE_BENCH_CONFIG:-}" ] && printf '%s\n' "$GATEHOUSE_BENCH_CONFIG" >>"$home/gatehouse.conf"
 ensure_certificate "$home/tls"
 socket=$(awk -F= '/^[[:space:]]*listen[[:space:]]*=/{gsub(/[[:space:]]/,"",$2); print $2}' "$home/gatehouse.conf")
@@ -170,18 +178,62 @@ run_scenario() {  # SCENARIO CONNECTIONS
             cut -d' ' -f2 "$home/chains.txt" >"$home/refresh.txt"
             export BENCH_FILE=$home/refresh.txt ;;
     esac
+    [ "$s" = login_flood ] && { login_flood "$c"; return; }
     say "  $s, $c connections..."
     line=$(run_wrk "$s" "$c")
-    local rps p50 p99 errors
+    [ "$s" = full_flow ] && note="pairs/s"
+    [ "$(val starved_threads "$line")" -gt 0 ] && note="ran out of input" && say "  warning: $s ran out of input at $c connections (code_exchange: raise --codes)"
+    record "$s" "$c" "$line" "$note"
+}
+
+# record ROW CONNECTIONS BENCH_LINE NOTE: one row of the results table.
+record() {
+    local s=$1 c=$2 line=$3 note=$4 rps p50 p99 errors
     rps=$(val rps "$line"); p50=$(val p50_ms "$line"); p99=$(val p99_ms "$line")
     errors=$(( $(val bad "$line") + $(val socket_errors "$line") ))
     [ "$errors" -gt 0 ] && say "  warning: $errors errors (statuses $(val statuses "$line"), socket errors $(val socket_errors "$line"))"
-    [ "$s" = full_flow ] && rps=$(awk -v r="$rps" 'BEGIN{printf "%.1f", r/2}') && note="pairs/s"
-    [ "$(val starved_threads "$line")" -gt 0 ] && note="ran out of input" && say "  warning: $s ran out of input at $c connections (code_exchange: raise --codes)"
+    [ "$s" = full_flow ] && rps=$(awk -v r="$rps" 'BEGIN{printf "%.1f", r/2}')
     [ "$s" = validate ] && [ -n "${RPS[proxied,$c]:-}" ] && [ "${RPS[proxied,$c]}" -gt 0 ] \
         && note="vs proxied: $(awk -v a="$rps" -v b="${RPS[proxied,$c]}" 'BEGIN{printf "%.2f", a/b}')"
     RPS[$s,$c]=${rps%.*}
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "$note" >>"$results"
+}
+
+# set_login_rate RATE: re-renders nginx with the login limit at RATE and reloads it.
+set_login_rate() {
+    GATEHOUSE_LOGIN_RATE=$1 render_nginx "$home" "$GATEHOUSE_HTTPS_PORT" "$example_port" "$socket" off
+    nginx -p "$home/nginx" -c "$home/nginx/nginx.conf" -s reload 2>>"$home/logs/nginx-error.log"
+    sleep 1
+}
+
+# login_flood CONNECTIONS: see the header. Rows "lf <variant> <what>".
+login_flood() {
+    local c=$1 form line variant s flood_pid
+    form=$(python3 "$BENCH_DIR/mint.py" loginform) || fail "login_flood: no login form"
+    export BENCH_FLOOD_COOKIE BENCH_FLOOD_FORM
+    BENCH_FLOOD_COOKIE=$(sed -n 1p <<<"$form"); BENCH_FLOOD_FORM=$(sed -n 2p <<<"$form")
+    for variant in quiet limit nolimit; do
+        [ "$variant" = nolimit ] && set_login_rate 100000r/s
+        if [ "$variant" != quiet ]; then
+            say "  login_flood: 32 connections posting wrong passwords ($variant)..."
+            wrk -t1 -c32 -d600s --timeout 10s -s "$BENCH_DIR/login_flood.lua" "$BENCH_URL" >"$home/flood.out" 2>&1 &
+            flood_pid=$!; wrk_pid=$flood_pid
+            sleep 1
+        fi
+        for s in client_credentials validate; do
+            say "  login_flood ($variant): $s, $c connections..."
+            line=$(run_wrk "$s" "$c")
+            local note=""
+            [ "$variant" != quiet ] && note="$(awk -v a="$(val rps "$line")" -v b="${RPS[lf quiet $s,$c]}" 'BEGIN{printf "%.2f", a/b}') of quiet"
+            record "lf $variant $s" "$c" "$line" "$note"
+        done
+        if [ "$variant" != quiet ]; then
+            kill -INT "$flood_pid" 2>/dev/null; wait "$flood_pid" || true; wrk_pid=""
+            line=$(grep '^BENCH ' "$home/flood.out") || fail "login_flood: no BENCH line: $(cat "$home/flood.out")"
+            record "lf $variant posts" 32 "$line" "statuses $(val statuses "$line")"
+        fi
+    done
+    set_login_rate "${GATEHOUSE_LOGIN_RATE:-10r/s}"
 }
 
 started=$(date -R)

@@ -6,6 +6,9 @@
                      further GET /authorize with that cookie answers 302 with a code.
   mint.py tokens  -> mints N codes and exchanges each at /token; writes one line
                      "ACCESS REFRESH" per code to --out.
+  mint.py loginform -> fetches a login page as an anonymous visitor would and prints two
+                     lines: its cookie (NAME=VALUE) and the form body without username and
+                     password (for login_flood.lua).
 
 Codes in bulk are minted by wrk (mint.lua), which is much faster than Python.
 Settings come from the environment bench.sh exports: BENCH_URL, BENCH_CA,
@@ -88,10 +91,22 @@ def tokens(n, out, cookie):
             f.write(f"{t['access_token']} {t['refresh_token']}\n")
 
 
+def loginform():
+    s = session()
+    page = s.get(URL + AUTHORIZE, allow_redirects=False)
+    form = Form(page.text).hidden
+    if page.status_code != 200 or "csrf" not in form:
+        sys.exit(f"mint: no login form ({page.status_code}): {page.text[:200]}")
+    cookie = next(iter(s.cookies))
+    print(f"{cookie.name}={cookie.value}")
+    print(urllib.parse.urlencode(form))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("login")
+    sub.add_parser("loginform")
     t = sub.add_parser("tokens")
     t.add_argument("--count", type=int, required=True)
     t.add_argument("--out", required=True)
@@ -99,6 +114,8 @@ def main():
     a = p.parse_args()
     if a.cmd == "login":
         login()
+    elif a.cmd == "loginform":
+        loginform()
     else:
         tokens(a.count, a.out, a.cookie)
 
