@@ -245,18 +245,19 @@ extension App {
     /// planting one.
     private func preLoginToken(_ value: String) -> String { Base64URL.encode(key.hash("login-csrf\n" + value)) }
 
-    /// The CSRF token of a live pre-login cookie in `request`, if it has one.
-    private func preLoginCSRF(_ request: HTTPRequest) -> String? {
+    /// The CSRF token of a pre-login cookie in `request` that lives at least `margin` more seconds.
+    private func preLoginCSRF(_ request: HTTPRequest, margin: Int64 = 0) -> String? {
         guard let value = request.cookie(App.sessionCookie), value.utf8.count <= 96, value.hasPrefix("p.") else { return nil }
         let parts = value.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let expires = Int64(parts[1]), now < expires else { return nil }
+        guard parts.count == 3, let expires = Int64(parts[1]), now + margin < expires else { return nil }
         return preLoginToken(value)
     }
 
-    /// The visitor of a login page shown before login: its live pre-login cookie (two tabs
-    /// share it), or a new one.
+    /// The visitor of a login page shown before login: its pre-login cookie while it has
+    /// half its life left (two tabs share it), or a new one (a form shown now must not
+    /// expire before a person fills it in).
     private func preLoginVisitor(_ request: HTTPRequest) -> Visitor {
-        if let csrf = preLoginCSRF(request) { return Visitor(csrf: csrf) }
+        if let csrf = preLoginCSRF(request, margin: config.sessionIdleTimeout / 2) { return Visitor(csrf: csrf) }
         return newPreLoginVisitor()
     }
 
