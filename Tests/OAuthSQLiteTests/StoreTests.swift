@@ -242,6 +242,37 @@ struct StoreTests {
         #expect(try count("families") == 0 && count("tokens") == 0)
     }
 
+    @Test("a full disk (SQLITE_FULL) is a temporary error logged as database_full; nothing half-written; the connection recovers")
+    func diskFull() throws {
+        let (store, _) = try temporaryStore()
+        _ = try seed(store)
+        func count(_ table: String) throws -> Int64 { try store.db.queryOne("SELECT count(*) FROM \(table)") { $0.int(0) } ?? -1 }
+        // The file may not grow by one page from here (what a full file system does to it).
+        try store.db.execute("PRAGMA incremental_vacuum")
+        let pages = try #require(try store.db.queryOne("PRAGMA page_count") { $0.int(0) })
+        try store.db.execute("PRAGMA max_page_count = \(pages)")
+        var failure: SQLiteError?
+        var issued: Int64 = 0
+        for i in 0..<500 {
+            do {
+                try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("t\(i)", "r\(i)"), now: 100)
+                issued += 1
+            } catch let e as SQLiteError {
+                failure = e
+                break
+            }
+        }
+        let e = try #require(failure, "500 grants fitted in the existing pages: max_page_count had no effect")
+        #expect(e.isDiskFull && e.isTemporary && !e.isBusy, "\(e)")
+        #expect(e.event == "database_full")
+        // The failed grant left no family without tokens and no token without its family.
+        #expect(try count("families") == issued && count("tokens") == 2 * issued)
+        #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 2)  // FULL again after the relaxed write
+        try store.db.execute("PRAGMA max_page_count = 1073741823")
+        try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("after", nil), now: 100)
+        #expect(try store.token(hash: Digest.sha256("after"))?.record.isActive(at: 100) == true)
+    }
+
     @Test("a non-critical write commits without fsync, then the connection is FULL again")
     func relaxedWrite() throws {
         let (store, _) = try temporaryStore()
