@@ -20,7 +20,8 @@ public struct ServerConfig: Sendable {
     public var issuer = "https://127.0.0.1:8443"
     public var maxBodyBytes = 16_384
     public var busyTimeoutMilliseconds = 5000
-    /// `synchronous = FULL` (true) or NORMAL; see `durability` in the default file.
+    /// `durability = full` (true): critical worker commits are fsynced (`synchronous = FULL`),
+    /// the others not; `normal` (false): no worker commit is. See `durability` in the default file.
     public var durableCommits = true
     public var codeLifetime: Int64 = 60
     public var accessTokenLifetime: Int64 = 3600
@@ -169,11 +170,16 @@ public struct ServerConfig: Sendable {
         secret_key_file = secret.key
         # Milliseconds a worker waits for another's write lock before answering 503.
         busy_timeout_ms = 5000
-        # full: every commit (a token issued, a code redeemed, a revocation) is fsynced
-        # before the answer; nothing acknowledged is lost, even on power loss or an OS crash.
-        # normal: commits survive a crash of Gatehouse itself (kill -9) but the last ones can
-        # be lost on power loss, which could bring back a revoked or rotated token. normal
-        # writes several times faster on disks with slow fsync (see README, Performance).
+        # What survives a power cut or an OS crash (a crash of Gatehouse itself, even kill -9,
+        # loses nothing either way). full: code redemption, refresh rotation, revocation and
+        # every gatehouse command are fsynced before the answer, so nothing revoked, rotated
+        # or redeemed comes back. Issuing codes and client_credentials/password tokens,
+        # sessions, consent and login-throttling counts are not fsynced (they become durable
+        # with the next fsynced commit or checkpoint): a power cut can forget a token the
+        # client already received (it authenticates again) or a few failed-login counts.
+        # normal: no worker commit is fsynced; a power cut can also bring back a revoked
+        # token, a rotated refresh token or a redeemed code. normal writes faster on disks
+        # with slow fsync (see README, Durability and Performance).
         durability = full
 
         # Log file (logfmt, one line per event); empty = stderr.

@@ -32,9 +32,11 @@ public final class Connection {
     /// - `foreign_keys`: removing a client or user cascades to its tokens.
     /// - `synchronous=FULL`: in WAL mode NORMAL survives a process crash but can lose the
     ///   last commits on power loss or an OS crash; a lost commit could resurrect a revoked
-    ///   token or a rotated refresh token, so every commit is fsynced
-    ///   (https://www.sqlite.org/pragma.html#pragma_synchronous). `durable: false` (NORMAL)
-    ///   is the operator's explicit trade of that guarantee for write throughput.
+    ///   token or a rotated refresh token, so critical commits are fsynced
+    ///   (https://www.sqlite.org/pragma.html#pragma_synchronous). Writes whose loss fails
+    ///   safe ask for NORMAL per transaction (`writeTransaction(critical: false)`); plain
+    ///   statements outside `writeTransaction` commit with FULL. `durable: false` (NORMAL
+    ///   for everything) is the operator's explicit trade of that guarantee for throughput.
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false, durable: Bool = true) throws {
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX

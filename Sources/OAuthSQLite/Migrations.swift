@@ -102,6 +102,13 @@ public enum Migrations {
         ALTER TABLE clients ADD COLUMN previous_secret_expires_at INTEGER;
         ALTER TABLE clients ADD COLUMN skip_consent INTEGER NOT NULL DEFAULT 0;
         """,
+        // 3: deleting a family sets its codes' family_id to NULL (ON DELETE SET NULL); without
+        // an index SQLite scans every code for every family the purge deletes (13 s for 1,000
+        // families against 50,000 codes, all inside one write transaction). Partial: codes
+        // never redeemed have no family.
+        """
+        CREATE INDEX codes_family ON codes(family_id) WHERE family_id IS NOT NULL;
+        """,
     ]
 
     public static var latestVersion: Int { steps.count }

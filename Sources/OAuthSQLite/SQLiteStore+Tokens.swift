@@ -253,33 +253,76 @@ extension SQLiteStore {
 
     /// Deletes expired rows in batches of `batch`, each batch its own short transaction so
     /// /token never waits long behind the purge. Answers rows deleted per table.
+    ///
+    /// A family (one grant) goes with its last token: once no token row references it,
+    /// nothing can be presented against it any more, so keeping it until the end of the
+    /// refresh chain (`families.expires_at`, 30 days) only let a client that fetches a
+    /// client_credentials token per call grow the database without bound. What still needs a
+    /// family keeps a token row: a rotated refresh token stays (and so does its family) until
+    /// it expires, so its replay is still detected and revokes the family; a revoked token
+    /// stays until it expires, so it still answers as revoked. A code's `family_id` (replay
+    /// revocation) becomes NULL: a replayed code then revokes nothing, and there is nothing
+    /// left to revoke. Families are checked in the same transaction as the token batch that
+    /// emptied them, so the check costs one index probe per deleted token, never a scan of
+    /// every live family; families left empty some other way (older versions, a crash)
+    /// still go when `expires_at` passes.
     public func purgeExpired(now: Int64, batch: Int = 1000, sessionIdleSeconds: Int64, progress: ((String, Int) -> Void)? = nil)
         throws -> [String: Int]
     {
-        let jobs: [(String, String, [SQLValue])] = [
-            ("codes", "DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at <= ?1 LIMIT ?2)", [.int(now)]),
-            ("tokens", "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at <= ?1 LIMIT ?2)", [.int(now)]),
-            ("families", """
-                DELETE FROM families WHERE id IN (SELECT id FROM families f WHERE expires_at <= ?1
-                    AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id) LIMIT ?2)
-                """, [.int(now)]),
-            ("sessions", "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE last_seen_at <= ?1 LIMIT ?2)",
-             [.int(now - sessionIdleSeconds)]),
-            ("login_failures", """
-                DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures
-                    WHERE locked_until <= ?1 AND window_start <= ?1 - 86400 LIMIT ?2)
-                """, [.int(now)]),
-        ]
+        precondition(batch > 0, "purge batch must be positive")
         var counts: [String: Int] = [:]
-        for (table, sql, args) in jobs {
+        func drain(_ table: String, _ step: () throws -> Int) throws {
             var total = 0
             while true {
-                let n = try db.writeTransaction { try db.run(sql, args + [.int(Int64(batch))]) }
+                let n = try step()
                 total += n
                 if n > 0 { progress?(table, total) }
                 if n < batch { break }
             }
-            counts[table] = total
+            counts[table, default: 0] += total
+        }
+        let limit = SQLValue.int(Int64(batch))
+        try drain("codes") {
+            try db.writeTransaction {
+                try db.run("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at <= ?1 LIMIT ?2)", [.int(now), limit])
+            }
+        }
+        var emptied = 0
+        try drain("tokens") {
+            try db.writeTransaction {
+                let families = try db.query("""
+                    DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at <= ?1 LIMIT ?2)
+                    RETURNING family_id
+                    """, [.int(now), limit]) { $0.int(0) }
+                for id in Set(families) {
+                    emptied += try db.run("DELETE FROM families WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE family_id = ?1)",
+                                          [.int(id)])
+                }
+                return families.count
+            }
+        }
+        counts["families"] = emptied
+        try drain("families") {
+            try db.writeTransaction {
+                try db.run("""
+                    DELETE FROM families WHERE id IN (SELECT id FROM families f WHERE expires_at <= ?1
+                        AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.id) LIMIT ?2)
+                    """, [.int(now), limit])
+            }
+        }
+        try drain("sessions") {
+            try db.writeTransaction {
+                try db.run("DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE last_seen_at <= ?1 LIMIT ?2)",
+                           [.int(now - sessionIdleSeconds), limit])
+            }
+        }
+        try drain("login_failures") {
+            try db.writeTransaction {
+                try db.run("""
+                    DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures
+                        WHERE locked_until <= ?1 AND window_start <= ?1 - 86400 LIMIT ?2)
+                    """, [.int(now), limit])
+            }
         }
         // Return the freed pages to the file system, a bounded step at a time.
         var pages = 0

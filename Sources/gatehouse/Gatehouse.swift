@@ -93,7 +93,11 @@ struct Purge: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete expired codes, tokens, sessions and login-throttling rows, in small batches.")
     @OptionGroup var options: ConfigOptions
-    @Option(help: "Rows per transaction.") var batch = 1000
+    @Option(help: "Rows per transaction (1...100000).") var batch = 1000
+
+    func validate() throws {
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000, got \(batch)") }
+    }
 
     func run() throws {
         let (c, store, _) = try options.open()

@@ -197,6 +197,82 @@ struct StoreTests {
         #expect(try store.token(hash: Digest.sha256("live")) != nil)
     }
 
+    @Test("purge: a family goes with its last token, not 30 days later; a family with a token left stays")
+    func purgeEmptiedFamilies() throws {
+        let (store, _) = try temporaryStore()
+        let user = try seed(store)
+        func count(_ table: String) throws -> Int64 { try store.db.queryOne("SELECT count(*) FROM \(table)") { $0.int(0) } ?? -1 }
+        // A client fetching a client_credentials token per call: access tokens only (expire at
+        // 3700), families whose refresh-chain end (86,500) is far away.
+        for i in 0..<25 { try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("cc\(i)", nil), now: 100) }
+        // Two refresh families, rotated once at 3000: the rotated rt0 (expires 7300) and the new
+        // at1/rt1 are still there at 4000; only at0 (3700) has expired.
+        for f in ["x", "y"] {
+            try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("\(f)at0", "\(f)rt0"), now: 100)
+            let r = try store.rotateRefreshToken(hash: Digest.sha256("\(f)rt0"), clientID: "c1", now: 3000, graceSeconds: 0,
+                                                 tokens: plan("\(f)at1", "\(f)rt1", now: 3000)) { $0.familyScope }
+            #expect(r == .rotated(scope: ["A"], username: "john@org"))
+        }
+        // A redeemed code that outlives its tokens (its family_id must not block the purge).
+        try store.insertCode(hash: Digest.sha256("code"), AuthorizationCodeRecord(
+            clientID: "c1", userID: user, username: "", scope: ["A"], redirectURI: nil, codeChallenge: nil,
+            codeChallengeMethod: nil, expiresAt: 100_000))
+        guard case .issued = try store.redeemCode(hash: Digest.sha256("code"), clientID: "c1", now: 100, tokens: plan("cat", nil), check: { _ in })
+        else { Issue.record("code not issued"); return }
+        #expect(try count("families") == 28)
+
+        let counts = try store.purgeExpired(now: 4000, batch: 10, sessionIdleSeconds: 60)
+        #expect(counts["tokens"] == 25 + 2 + 1)
+        #expect(counts["families"] == 25 + 1)
+        #expect(try count("families") == 2)
+        #expect(try count("tokens") == 6)
+        // The rotated refresh token is still there, so its replay is still detected.
+        let replay = try store.rotateRefreshToken(hash: Digest.sha256("xrt0"), clientID: "c1", now: 4001, graceSeconds: 0,
+                                                  tokens: plan("xat2", "xrt2", now: 4001)) { $0.familyScope }
+        #expect(replay == .reuseDetected)
+        #expect(try store.token(hash: Digest.sha256("xrt1"))?.record.revoked == true)
+        #expect(try store.token(hash: Digest.sha256("yrt1"))?.record.isActive(at: 4001) == true)
+        // A replayed code whose family is gone: refused, nothing to revoke.
+        #expect(try store.redeemCode(hash: Digest.sha256("code"), clientID: "c1", now: 4002, tokens: plan("c2", nil), check: { _ in }) == .replayed)
+
+        // Every token expired (rt1: 3000 + 7200), the refresh chains' end (86,500) not yet: the
+        // families go with their last tokens.
+        let later = try store.purgeExpired(now: 10_300, batch: 10, sessionIdleSeconds: 60)
+        #expect(later["tokens"] == 6 && later["families"] == 2)
+        #expect(try count("families") == 0 && count("tokens") == 0)
+    }
+
+    @Test("a full disk (SQLITE_FULL) is a temporary error logged as database_full; nothing half-written; the connection recovers")
+    func diskFull() throws {
+        let (store, _) = try temporaryStore()
+        _ = try seed(store)
+        func count(_ table: String) throws -> Int64 { try store.db.queryOne("SELECT count(*) FROM \(table)") { $0.int(0) } ?? -1 }
+        // The file may not grow by one page from here (what a full file system does to it).
+        try store.db.execute("PRAGMA incremental_vacuum")
+        let pages = try #require(try store.db.queryOne("PRAGMA page_count") { $0.int(0) })
+        try store.db.execute("PRAGMA max_page_count = \(pages)")
+        var failure: SQLiteError?
+        var issued: Int64 = 0
+        for i in 0..<500 {
+            do {
+                try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("t\(i)", "r\(i)"), now: 100)
+                issued += 1
+            } catch let e as SQLiteError {
+                failure = e
+                break
+            }
+        }
+        let e = try #require(failure, "500 grants fitted in the existing pages: max_page_count had no effect")
+        #expect(e.isDiskFull && e.isTemporary && !e.isBusy, "\(e)")
+        #expect(e.event == "database_full")
+        // The failed grant left no family without tokens and no token without its family.
+        #expect(try count("families") == issued && count("tokens") == 2 * issued)
+        #expect(try store.db.queryOne("PRAGMA synchronous") { $0.int(0) } == 2)  // FULL again after the relaxed write
+        try store.db.execute("PRAGMA max_page_count = 1073741823")
+        try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("after", nil), now: 100)
+        #expect(try store.token(hash: Digest.sha256("after"))?.record.isActive(at: 100) == true)
+    }
+
     @Test("a non-critical write commits without fsync, then the connection is FULL again")
     func relaxedWrite() throws {
         let (store, _) = try temporaryStore()

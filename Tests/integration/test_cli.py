@@ -1,8 +1,9 @@
 """The gatehouse command line: clients, users, one-line errors, secrets shown once."""
 import json
 import re
+import subprocess
 
-from conftest import PASSWORD
+from conftest import BIN, PASSWORD
 
 
 def test_client_add_generates_wso2_like_credentials(stack):
@@ -132,3 +133,14 @@ def test_users_with_tenant_names_passwd_disable_remove(stack):
 def test_password_never_taken_as_argument(stack):
     r = stack.cli("user", "add", "--username", "argpw", check=False)
     assert r.returncode != 0 and "--password-stdin" in r.stderr
+
+
+def test_purge_refuses_a_batch_size_that_cannot_finish(stack):
+    """`purge --batch 0` used to loop forever (a batch of 0 rows is never the last one).
+    The timeout turns that hang into a failure instead of a stuck suite."""
+    for bad in (["--batch", "0"], ["--batch=-5"], ["--batch", "100001"]):
+        r = subprocess.run([BIN, "purge", *bad], env=stack.env, capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0, (bad, r.stdout)
+        assert "--batch" in r.stderr and "1 and 100000" in r.stderr, r.stderr
+    r = subprocess.run([BIN, "purge", "--batch", "1"], env=stack.env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "tokens:" in r.stdout, r.stderr
