@@ -94,20 +94,27 @@ final class DiskFullTests: XCTestCase {
 
     func testAuthorizeRedirectsWithTemporarilyUnavailableWhenTheDatabaseIsFull() throws {
         let app = try makeApp()
+        // A signed-in user whose consent is remembered: each visit stores a new code (an
+        // anonymous visit writes nothing at all). Once none fits, the client learns it
+        // through its redirect URI (RFC 6749 §4.1.2.1), with state and iss.
+        let now = Int64(Date().timeIntervalSince1970)
+        let user = try XCTUnwrap(try app.store.insertUser(username: "full-user", passwordHash: "x", now: now))
+        XCTAssertTrue(try app.store.replaceSession(oldIDHash: nil, newIDHash: app.key.hash("full-session"), csrf: "c",
+                                                   userID: user, now: now))
+        try app.store.saveConsent(userID: user, clientID: "full-client", scope: ["PRODUCTION"], now: now)
         try fillDisk(app.store)
-        // Each visit without a cookie writes a session row; once none fits, the client learns
-        // it through its redirect URI (RFC 6749 §4.1.2.1), with state and iss.
         let query = "response_type=code&client_id=full-client&scope=PRODUCTION&state=xyz&redirect_uri="
             + callback.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         var full: HTTPResponse?
         for _ in 0..<500 {
-            let r = app.handle(HTTPRequest(method: "GET", path: "/authorize", query: query))
-            if r.status != 200 {
+            let r = app.handle(HTTPRequest(method: "GET", path: "/authorize", query: query,
+                                           headers: ["cookie": "__Host-gatehouse=full-session"]))
+            if r.header("Location")?.contains("code=") != true {
                 full = r
                 break
             }
         }
-        let r = try XCTUnwrap(full, "500 sessions fitted in the existing pages: max_page_count had no effect")
+        let r = try XCTUnwrap(full, "500 codes fitted in the existing pages: max_page_count had no effect")
         XCTAssertEqual(r.status, 302, String(decoding: r.body, as: UTF8.self))
         let location = try XCTUnwrap(r.header("Location"))
         XCTAssertTrue(location.hasPrefix(callback + "?"), location)
