@@ -61,7 +61,13 @@ public enum Server {
                     return nil
                 }
             },
-            reopenLogs: { Log.open(path: current.logFile) },
+            reopenLogs: {
+                if Log.open(path: current.logFile) {
+                    Log.info("log_reopened")
+                } else {
+                    Log.error("log_reopen_failed", ["path": current.logFile ?? "", "errno": errno])
+                }
+            },
             tick: {
                 let now = Int64(time(nil))
                 guard current.purgeInterval > 0, now - lastPurge >= current.purgeInterval else { return }

@@ -6,17 +6,30 @@ import Glibc
 /// Event names are stable; tests and operators grep for them. Never log a secret.
 public enum Log {
     nonisolated(unsafe) static var fd: Int32 = 2
+    /// The file lines go to (nil: stderr); a forked worker inherits it with the descriptor.
+    nonisolated(unsafe) public private(set) static var path: String?
 
-    /// Sends later lines to `path` (appending), or to stderr when nil. Returns false on error.
+    /// Sends later lines to `path` (appending; created 0640), or to stderr when nil. Returns
+    /// false on error, and then keeps writing where it wrote before.
     @discardableResult
     public static func open(path: String?) -> Bool {
-        guard let path else { fd = 2; return true }
+        guard let path else {
+            if fd != 2 { close(fd) }
+            fd = 2
+            self.path = nil
+            return true
+        }
         let newFD = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard newFD >= 0 else { return false }
         if fd != 2 { close(fd) }
         fd = newFD
+        self.path = path
         return true
     }
+
+    /// Opens the current log file again (after log rotation renamed it away).
+    @discardableResult
+    public static func reopen() -> Bool { open(path: path) }
 
     public static func info(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
         write("info", event, fields)
