@@ -1,5 +1,9 @@
 # Shared helpers for the scripts (sourced, not run).
 set -euo pipefail
+# Nothing the scripts create is for other users: the database, its backups, logs (client
+# addresses, usernames) and the rendered nginx files. Group keeps read and traverse, so
+# nginx's user can reach the socket through a shared group; gatehouse sets its own umask.
+umask 027
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export GATEHOUSE_HOME=${GATEHOUSE_HOME:-$ROOT/var}
@@ -57,6 +61,13 @@ render_nginx() {
     local home=$1 port=$2 example_port=$3 socket=$4 daemon=$5
     local out=$home/nginx
     mkdir -p "$out/tmp" "$home/logs" "$home/run"
+    # nginx creates its logs 0644 minus the umask of whoever starts it (the test harness,
+    # systemd, a shell): created here first, they stay private however nginx is started.
+    local f
+    for f in nginx-error.log nginx-access.log; do
+        [ -e "$home/logs/$f" ] || : > "$home/logs/$f"
+        chmod o-rwx "$home/logs/$f" 2>/dev/null || true
+    done
     local user_directive=""
     [ "$(id -u)" -eq 0 ] && user_directive="user root root;"   # workers must reach the 0660 socket
     for f in gatehouse.conf gatehouse-upstream.conf gatehouse-fastcgi.conf gatehouse-protect.conf dev-server.conf; do

@@ -125,3 +125,53 @@ def test_usr1_under_load_reopens_the_log_in_master_and_workers_and_kills_no_work
         assert post_token(s, client, grant_type="client_credentials").status_code == 200
     finally:
         s.stop()
+
+
+# == item 7: file permissions =========================================================================
+
+def test_instance_files_are_not_world_readable_and_a_shared_secret_key_stops_serve():
+    previous = os.umask(0o022)  # the usual login umask: the server must not rely on a stricter one
+    try:
+        s = Stack(workers=1, extra_config="log_file = events.log")
+        s.log_path = os.path.join(s.home, "events.log")
+        s.start()
+        try:
+            client = confidential(s)
+            assert post_token(s, client, grant_type="client_credentials").status_code == 200
+            db = os.path.join(s.home, "gatehouse.db")
+            files = [db, db + "-wal", db + "-shm", os.path.join(s.home, "secret.key"),
+                     os.path.join(s.home, "logs", "nginx-error.log"), os.path.join(s.home, "logs", "nginx-access.log"),
+                     os.path.join(s.home, "nginx", "nginx.conf"), os.path.join(s.home, "nginx", "gatehouse.conf"),
+                     os.path.join(s.home, "run", "gatehouse.pid")]
+            modes = {f: oct(mode(f)) for f in files}
+            for f in files:
+                assert mode(f) & 0o007 == 0, modes
+            for f in (db, db + "-wal", db + "-shm", os.path.join(s.home, "secret.key")):
+                assert mode(f) == 0o600, modes
+            # The event log: its first lines came through the harness's stderr file (created by
+            # this test, 0644); the file gatehouse itself creates on reopen is 0640.
+            os.rename(s.log_path, s.log_path + ".1")
+            s.master.send_signal(signal.SIGUSR1)
+            wait_until(lambda: os.path.exists(s.log_path), timeout=20, what="the reopened log")
+            assert mode(s.log_path) == 0o640
+            # The socket keeps its listen_mode, whatever the umask.
+            assert mode(s.socket) == 0o660
+        finally:
+            s.stop()
+
+        key = os.path.join(s.home, "secret.key")
+        os.chmod(key, 0o644)
+        r = subprocess.run([BIN, "serve"], env=s.env, capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        assert key in lines[0] and "0644" in lines[0] and f"chmod 600 {key}" in lines[0], lines[0]
+        # So does a command that loads the key; one that does not (migrate) still works.
+        r = s.cli("client", "list", check=False)
+        assert r.returncode != 0 and f"chmod 600 {key}" in r.stderr, r.stderr
+        os.chmod(key, 0o640)
+        assert s.cli("client", "list", check=False).returncode != 0
+        os.chmod(key, 0o600)
+        assert s.cli("client", "list", check=False).returncode == 0
+    finally:
+        os.umask(previous)
