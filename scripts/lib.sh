@@ -55,8 +55,11 @@ ensure_certificate() {
     chmod 600 "$dir/key.pem"
 }
 
+NGINX_TEMPLATES=(gatehouse.conf gatehouse-upstream.conf gatehouse-fastcgi.conf gatehouse-protect.conf dev-server.conf)
+
 # render_nginx HOME HTTPS_PORT EXAMPLE_PORT SOCKET DAEMON(on|off)
-# Renders the templates of nginx/ into HOME/nginx/ (nginx.conf is the full local server).
+# Renders the templates of nginx/ into HOME/nginx/ (nginx.conf is the full local server), and
+# records the parameters in HOME/nginx/render.env, so reload.sh can render them again alike.
 render_nginx() {
     local home=$1 port=$2 example_port=$3 socket=$4 daemon=$5
     local out=$home/nginx
@@ -68,15 +71,53 @@ render_nginx() {
         [ -e "$home/logs/$f" ] || : > "$home/logs/$f"
         chmod o-rwx "$home/logs/$f" 2>/dev/null || true
     done
+    render_nginx_into "$out" "$home" "$port" "$example_port" "$socket" "$daemon" "${GATEHOUSE_EXAMPLE_SCOPE:-}"
+}
+
+# render_nginx_into DIR HOME HTTPS_PORT EXAMPLE_PORT SOCKET DAEMON EXAMPLE_SCOPE
+# The rendered files for HOME/nginx, written into DIR (HOME/nginx itself, or a temporary
+# folder to compare with it): nginx.conf, the includes, render.env.
+render_nginx_into() {
+    local dir=$1 home=$2 port=$3 example_port=$4 socket=$5 daemon=$6 scope=$7
+    local nginx_dir=$home/nginx
     local user_directive=""
     [ "$(id -u)" -eq 0 ] && user_directive="user root root;"   # workers must reach the 0660 socket
-    for f in gatehouse.conf gatehouse-upstream.conf gatehouse-fastcgi.conf gatehouse-protect.conf dev-server.conf; do
-        sed -e "s|@HOME@|$home|g" -e "s|@NGINX_DIR@|$out|g" -e "s|@SOCKET@|$socket|g" \
+    local f
+    for f in "${NGINX_TEMPLATES[@]}"; do
+        sed -e "s|@HOME@|$home|g" -e "s|@NGINX_DIR@|$nginx_dir|g" -e "s|@SOCKET@|$socket|g" \
             -e "s|@HTTPS_PORT@|$port|g" -e "s|@EXAMPLE_PORT@|$example_port|g" -e "s|@DAEMON@|$daemon|g" \
-            -e "s|@USER_DIRECTIVE@|$user_directive|g" -e "s|@EXAMPLE_SCOPE@|${GATEHOUSE_EXAMPLE_SCOPE:-}|g" \
-            "$ROOT/nginx/$f" > "$out/$f"
+            -e "s|@USER_DIRECTIVE@|$user_directive|g" -e "s|@EXAMPLE_SCOPE@|$scope|g" \
+            "$ROOT/nginx/$f" > "$dir/$f"
     done
-    mv "$out/dev-server.conf" "$out/nginx.conf"
+    mv "$dir/dev-server.conf" "$dir/nginx.conf"
+    printf 'port=%s\nexample_port=%s\nsocket=%s\ndaemon=%s\nexample_scope=%s\n' \
+        "$port" "$example_port" "$socket" "$daemon" "$scope" > "$dir/render.env"
+}
+
+# read_render_params FILE: sets r_port r_example_port r_socket r_daemon r_scope from a
+# render.env written by render_nginx_into; false if there is none.
+read_render_params() {
+    local file=$1 k v
+    [ -f "$file" ] || return 1
+    r_port="" r_example_port="" r_socket="" r_daemon="" r_scope=""
+    while IFS='=' read -r k v; do
+        case $k in
+            port) r_port=$v ;;
+            example_port) r_example_port=$v ;;
+            socket) r_socket=$v ;;
+            daemon) r_daemon=$v ;;
+            example_scope) r_scope=$v ;;
+        esac
+    done < "$file"
+    [ -n "$r_port" ] && [ -n "$r_example_port" ] && [ -n "$r_socket" ] && [ -n "$r_daemon" ]
+}
+
+# configured_socket HOME: the FastCGI socket path of HOME/gatehouse.conf (`listen`).
+configured_socket() {
+    local home=$1 socket
+    socket=$(awk -F= '/^[[:space:]]*listen[[:space:]]*=/{gsub(/[[:space:]]/,"",$2); print $2}' "$home/gatehouse.conf")
+    case "$socket" in /*) ;; *) socket="$home/$socket" ;; esac
+    printf '%s\n' "$socket"
 }
 
 master_pid() { cat "$GATEHOUSE_HOME/run/gatehouse.pid" 2>/dev/null; }

@@ -65,6 +65,56 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+# == item 5: reload.sh ===============================================================================
+
+def run_reload(s):
+    # Only GATEHOUSE_HOME: port, example port and socket must come from what was rendered.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    env["GATEHOUSE_HOME"] = s.home
+    r = subprocess.run(["bash", RELOAD], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stderr
+
+
+def test_reload_sh_five_times_under_keepalive_load_fails_no_request_and_leaves_an_unchanged_nginx_alone():
+    s = Stack(workers=2).start()
+    try:
+        client = confidential(s)
+        nginx_workers = children(s.nginx.pid)
+        first_workers = s.worker_pids()
+        with Load(s, client) as load:
+            for i in range(5):
+                out = run_reload(s)
+                assert "nginx: configuration unchanged; not reloaded" in out, out
+                s.wait_log("event=master_reloaded", count=i + 1)
+                before = load.ok
+                wait_until(lambda: load.ok >= before + 10 or load.failed, timeout=30, what="requests after reload")
+        assert load.failed == [], load.failed[:5]
+        assert load.ok >= 60
+        # Gatehouse's workers were replaced; nginx's were not (it was never reloaded).
+        assert not set(first_workers) & set(s.worker_pids())
+        assert children(s.nginx.pid) == nginx_workers
+
+        # A rendered file that differs from what the templates give now is replaced, and nginx
+        # reloaded: its old workers leave, the stack keeps answering.
+        include = os.path.join(s.home, "nginx", "gatehouse.conf")
+        with open(include) as f:
+            rendered = f.read()
+        with open(include, "a") as f:
+            f.write("\n# stale\n")
+        out = run_reload(s)
+        assert "nginx: configuration changed (gatehouse.conf); reloaded" in out, out
+        with open(include) as f:
+            assert f.read() == rendered
+        wait_until(lambda: not set(children(s.nginx.pid)) & set(nginx_workers), timeout=30,
+                   what="nginx's old workers to leave")
+        assert post_token(s, client, grant_type="client_credentials").status_code == 200
+        assert run_reload(s).count("nginx: configuration unchanged") == 1
+        assert not [n for n in os.listdir(os.path.join(s.home, "nginx")) if n.startswith(".render")]
+    finally:
+        s.stop()
+
+
 # == item 6: SIGUSR1 ==================================================================================
 
 def test_usr1_under_load_reopens_the_log_in_master_and_workers_and_kills_no_worker():
