@@ -7,7 +7,6 @@ import signal
 import stat
 import subprocess
 import threading
-import time
 
 import requests
 
