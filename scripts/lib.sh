@@ -1,5 +1,9 @@
 # Shared helpers for the scripts (sourced, not run).
 set -euo pipefail
+# Nothing the scripts create is for other users: the database, its backups, logs (client
+# addresses, usernames) and the rendered nginx files. Group keeps read and traverse, so
+# nginx's user can reach the socket through a shared group; gatehouse sets its own umask.
+umask 027
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export GATEHOUSE_HOME=${GATEHOUSE_HOME:-$ROOT/var}
@@ -51,22 +55,72 @@ ensure_certificate() {
     chmod 600 "$dir/key.pem"
 }
 
+NGINX_TEMPLATES=(gatehouse.conf gatehouse-upstream.conf gatehouse-fastcgi.conf gatehouse-protect.conf dev-server.conf)
+
 # render_nginx HOME HTTPS_PORT EXAMPLE_PORT SOCKET DAEMON(on|off)
-# Renders the templates of nginx/ into HOME/nginx/ (nginx.conf is the full local server).
+# Renders the templates of nginx/ into HOME/nginx/ (nginx.conf is the full local server), and
+# records the parameters in HOME/nginx/render.env, so reload.sh can render them again alike.
 render_nginx() {
     local home=$1 port=$2 example_port=$3 socket=$4 daemon=$5
     local out=$home/nginx
     mkdir -p "$out/tmp" "$home/logs" "$home/run"
+    # nginx creates its logs 0644 minus the umask of whoever starts it (the test harness,
+    # systemd, a shell): created here first, they stay private however nginx is started.
+    local f
+    for f in nginx-error.log nginx-access.log; do
+        [ -e "$home/logs/$f" ] || : > "$home/logs/$f"
+        chmod o-rwx "$home/logs/$f" 2>/dev/null || true
+    done
+    render_nginx_into "$out" "$home" "$port" "$example_port" "$socket" "$daemon" "${GATEHOUSE_EXAMPLE_SCOPE:-}" \
+        "${GATEHOUSE_LOGIN_RATE:-10r/s}"
+}
+
+# render_nginx_into DIR HOME HTTPS_PORT EXAMPLE_PORT SOCKET DAEMON EXAMPLE_SCOPE LOGIN_RATE
+# The rendered files for HOME/nginx, written into DIR (HOME/nginx itself, or a temporary
+# folder to compare with it): nginx.conf, the includes, render.env.
+render_nginx_into() {
+    local dir=$1 home=$2 port=$3 example_port=$4 socket=$5 daemon=$6 scope=$7 rate=$8
+    local nginx_dir=$home/nginx
     local user_directive=""
     [ "$(id -u)" -eq 0 ] && user_directive="user root root;"   # workers must reach the 0660 socket
-    for f in gatehouse.conf gatehouse-upstream.conf gatehouse-fastcgi.conf gatehouse-protect.conf dev-server.conf; do
-        sed -e "s|@HOME@|$home|g" -e "s|@NGINX_DIR@|$out|g" -e "s|@SOCKET@|$socket|g" \
+    local f
+    for f in "${NGINX_TEMPLATES[@]}"; do
+        sed -e "s|@HOME@|$home|g" -e "s|@NGINX_DIR@|$nginx_dir|g" -e "s|@SOCKET@|$socket|g" \
             -e "s|@HTTPS_PORT@|$port|g" -e "s|@EXAMPLE_PORT@|$example_port|g" -e "s|@DAEMON@|$daemon|g" \
-            -e "s|@USER_DIRECTIVE@|$user_directive|g" -e "s|@EXAMPLE_SCOPE@|${GATEHOUSE_EXAMPLE_SCOPE:-}|g" \
-            -e "s|@LOGIN_RATE@|${GATEHOUSE_LOGIN_RATE:-10r/s}|g" \
-            "$ROOT/nginx/$f" > "$out/$f"
+            -e "s|@USER_DIRECTIVE@|$user_directive|g" -e "s|@EXAMPLE_SCOPE@|$scope|g" \
+            -e "s|@LOGIN_RATE@|$rate|g" \
+            "$ROOT/nginx/$f" > "$dir/$f"
     done
-    mv "$out/dev-server.conf" "$out/nginx.conf"
+    mv "$dir/dev-server.conf" "$dir/nginx.conf"
+    printf 'port=%s\nexample_port=%s\nsocket=%s\ndaemon=%s\nexample_scope=%s\nlogin_rate=%s\n' \
+        "$port" "$example_port" "$socket" "$daemon" "$scope" "$rate" > "$dir/render.env"
+}
+
+# read_render_params FILE: sets r_port r_example_port r_socket r_daemon r_scope r_rate from a
+# render.env written by render_nginx_into; false if there is none.
+read_render_params() {
+    local file=$1 k v
+    [ -f "$file" ] || return 1
+    r_port="" r_example_port="" r_socket="" r_daemon="" r_scope="" r_rate=10r/s
+    while IFS='=' read -r k v; do
+        case $k in
+            port) r_port=$v ;;
+            example_port) r_example_port=$v ;;
+            socket) r_socket=$v ;;
+            daemon) r_daemon=$v ;;
+            example_scope) r_scope=$v ;;
+            login_rate) r_rate=$v ;;
+        esac
+    done < "$file"
+    [ -n "$r_port" ] && [ -n "$r_example_port" ] && [ -n "$r_socket" ] && [ -n "$r_daemon" ]
+}
+
+# configured_socket HOME: the FastCGI socket path of HOME/gatehouse.conf (`listen`).
+configured_socket() {
+    local home=$1 socket
+    socket=$(awk -F= '/^[[:space:]]*listen[[:space:]]*=/{gsub(/[[:space:]]/,"",$2); print $2}' "$home/gatehouse.conf")
+    case "$socket" in /*) ;; *) socket="$home/$socket" ;; esac
+    printf '%s\n' "$socket"
 }
 
 master_pid() { cat "$GATEHOUSE_HOME/run/gatehouse.pid" 2>/dev/null; }

@@ -14,8 +14,7 @@ ensure_certificate "$home/tls"
 first_run=0
 [ -f "$home/gatehouse.db" ] || first_run=1
 "$BIN" migrate >/dev/null
-socket=$(awk -F= '/^[[:space:]]*listen[[:space:]]*=/{gsub(/[[:space:]]/,"",$2); print $2}' "$home/gatehouse.conf")
-case "$socket" in /*) ;; *) socket="$home/$socket" ;; esac
+socket=$(configured_socket "$home")
 example_port=${GATEHOUSE_EXAMPLE_PORT:-$((GATEHOUSE_HTTPS_PORT + 1))}
 render_nginx "$home" "$GATEHOUSE_HTTPS_PORT" "$example_port" "$socket" on
 

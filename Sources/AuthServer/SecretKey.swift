@@ -7,17 +7,36 @@ import OAuthCrypto
 public struct SecretKey: Sendable {
     public let bytes: [UInt8]
 
+    /// Reads the key, or creates it (0600) when the file does not exist. Refuses a key file
+    /// that group or others may access: whoever can read it can check guessed secrets
+    /// against a copy of the database.
     public static func loadOrCreate(path: String) throws -> SecretKey {
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard hex.count == 64, let bytes = decodeHex(hex) else {
-                throw ConfigError("secret key file \(path) is malformed (expected 64 hex characters)")
-            }
-            return SecretKey(bytes: bytes)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return try create(path: path) }
+        guard fd >= 0 else { throw ConfigError("cannot read secret key file \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ConfigError("cannot stat secret key file \(path): \(String(cString: strerror(errno)))") }
+        let mode = st.st_mode & 0o7777
+        guard mode & 0o077 == 0 else {
+            let octal = String(mode, radix: 8)
+            throw ConfigError("secret key file \(path) has mode \(String(repeating: "0", count: max(0, 4 - octal.count)) + octal) "
+                + "(group or others may access it); run: chmod 600 \(path)")
         }
+        var data = [UInt8](repeating: 0, count: 256)
+        let n = read(fd, &data, data.count)
+        guard n >= 0 else { throw ConfigError("cannot read secret key file \(path): \(String(cString: strerror(errno)))") }
+        let hex = String(decoding: data[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard hex.count == 64, let bytes = decodeHex(hex) else {
+            throw ConfigError("secret key file \(path) is malformed (expected 64 hex characters)")
+        }
+        return SecretKey(bytes: bytes)
+    }
+
+    static func create(path: String) throws -> SecretKey {
         let bytes = SecureRandom.bytes(32)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ConfigError("cannot create secret key file \(path): \(String(cString: strerror(errno)))") }
         let text = Digest.hex(bytes) + "\n"
         _ = text.withCString { write(fd, $0, strlen($0)) }

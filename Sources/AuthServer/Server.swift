@@ -61,7 +61,13 @@ public enum Server {
                     return nil
                 }
             },
-            reopenLogs: { Log.open(path: current.logFile) },
+            reopenLogs: {
+                if Log.open(path: current.logFile) {
+                    Log.info("log_reopened")
+                } else {
+                    Log.error("log_reopen_failed", ["path": current.logFile ?? "", "errno": errno])
+                }
+            },
             tick: {
                 let now = Int64(time(nil))
                 guard current.purgeInterval > 0, now - lastPurge >= current.purgeInterval else { return }
@@ -81,6 +87,8 @@ public enum Server {
     /// connection it closes before any fork), the key present, templates parseable.
     public static func prepare(_ config: ServerConfig) throws {
         try FileManager.default.createDirectory(atPath: config.home + "/run", withIntermediateDirectories: true)
+        InstanceFiles.createDatabaseIfMissing(config.database)
+        InstanceFiles.tightenDatabaseModes(config.database)
         do {
             let store = try SQLiteStore(path: config.database)
             let ran = try store.migrate()

@@ -58,10 +58,26 @@ int csys_install_master_handlers(int write_fd) {
 // MARK: - worker
 
 static volatile sig_atomic_t worker_stop = 0;
+static volatile sig_atomic_t worker_reopen = 0;
 
 static void worker_handler(int sig) {
     (void)sig;
     worker_stop = 1;
+}
+
+static void worker_reopen_handler(int sig) {
+    (void)sig;
+    worker_reopen = 1;
+}
+
+// The signals a worker takes only while it waits for a connection: the stop signals and
+// USR1 (reopen the log). Blocked the rest of its life, so none interrupts a request.
+static void worker_signal_set(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGUSR1);
 }
 
 int csys_install_worker_handlers(void) {
@@ -71,7 +87,6 @@ int csys_install_worker_handlers(void) {
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     sigaction(SIGCHLD, &dfl, NULL);
-    sigaction(SIGUSR1, &dfl, NULL);
     signal(SIGHUP, SIG_IGN);  // reload is the master's business
     signal(SIGPIPE, SIG_IGN);
 
@@ -83,26 +98,36 @@ int csys_install_worker_handlers(void) {
     if (sigaction(SIGTERM, &sa, NULL) != 0) return -1;
     if (sigaction(SIGINT, &sa, NULL) != 0) return -1;
     if (sigaction(SIGQUIT, &sa, NULL) != 0) return -1;
+    // The master forwards USR1 on log rotation: the default action would kill the worker.
+    // Installed before FCGX_Init, which puts its own USR1 handler (libfcgi's "shutdown
+    // pending" flag) only where it finds SIG_DFL, so ours stays.
+    sa.sa_handler = worker_reopen_handler;
+    if (sigaction(SIGUSR1, &sa, NULL) != 0) return -1;
     return 0;
 }
 
 int csys_worker_should_stop(void) { return worker_stop != 0; }
 
+int csys_worker_take_reopen(void) {
+    // Only called outside the wait, where USR1 is blocked: no handler runs between the two.
+    if (!worker_reopen) return 0;
+    worker_reopen = 0;
+    return 1;
+}
+
 void csys_block_stop_signals(int block) {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
+    worker_signal_set(&set);
     sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 int csys_wait_readable(int fd) {
     sigset_t during;
     sigprocmask(SIG_SETMASK, NULL, &during);
-    sigdelset(&during, SIGTERM);
+    sigdelset(&during, SIGTERM);  // the members of worker_signal_set
     sigdelset(&during, SIGINT);
     sigdelset(&during, SIGQUIT);
+    sigdelset(&during, SIGUSR1);
     struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
     int rc = ppoll(&p, 1, NULL, &during);
     if (rc < 0) return errno == EINTR ? 0 : -1;

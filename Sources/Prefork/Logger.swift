@@ -6,17 +6,30 @@ import Glibc
 /// Event names are stable; tests and operators grep for them. Never log a secret.
 public enum Log {
     nonisolated(unsafe) static var fd: Int32 = 2
+    /// The file lines go to (nil: stderr); a forked worker inherits it with the descriptor.
+    nonisolated(unsafe) public private(set) static var path: String?
 
-    /// Sends later lines to `path` (appending), or to stderr when nil. Returns false on error.
+    /// Sends later lines to `path` (appending; created 0640), or to stderr when nil. Returns
+    /// false on error, and then keeps writing where it wrote before.
     @discardableResult
     public static func open(path: String?) -> Bool {
-        guard let path else { fd = 2; return true }
+        guard let path else {
+            if fd != 2 { close(fd) }
+            fd = 2
+            self.path = nil
+            return true
+        }
         let newFD = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard newFD >= 0 else { return false }
         if fd != 2 { close(fd) }
         fd = newFD
+        self.path = path
         return true
     }
+
+    /// Opens the current log file again (after log rotation renamed it away).
+    @discardableResult
+    public static func reopen() -> Bool { open(path: path) }
 
     public static func info(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
         write("info", event, fields)
@@ -46,16 +59,78 @@ public enum Log {
     static func three(_ n: Int) -> String { n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)" }
     static func format4(_ n: Int) -> String { String(n) }
 
+    /// A logfmt value, decided scalar by scalar (never by `Character`: a `"` followed by a
+    /// combining mark is one Character, and a Character-wise check would let a request value
+    /// carry an unescaped quote and forge fields).
+    ///
+    /// - Bare when non-empty and every scalar is printable ASCII (U+0021...U+007E) other than
+    ///   `"`, `=` and `\`.
+    /// - Otherwise in double quotes, with `\"`, `\\`, `\n`, `\r`, `\t`, and `\u{XXXX}` (uppercase hex,
+    ///   at least 4 digits) for every scalar that is invisible or controls layout: C0, DEL, C1,
+    ///   format characters (bidi controls U+202A-202E and U+2066-2069, U+200E/U+200F, ZWJ and
+    ///   ZWNJ, soft hyphen, BOM, ...), line and paragraph separators, spaces other than U+0020,
+    ///   private-use, surrogate and unassigned code points.
+    /// - A scalar that would join the ASCII next to it into one grapheme (a combining mark or
+    ///   emoji modifier after a quote, an escape or an ASCII letter; any prepended mark, which
+    ///   would join what follows) is written `\u{XXXX}` too, so even a reader that splits by grapheme sees every
+    ///   quote and escape on its own. Other text (accented letters, CJK, emoji) stays literal.
     static func quote(_ s: String) -> String {
-        if !s.isEmpty && s.allSatisfy({ $0 != " " && $0 != "\"" && $0 != "=" && $0 != "\n" && !$0.isNewline }) { return s }
-        return "\"" + s.replacingAll("\\", "\\\\").replacingAll("\"", "\\\"").replacingAll("\n", "\\n") + "\""
+        let scalars = Array(s.unicodeScalars)
+        if !scalars.isEmpty && scalars.allSatisfy(isBare) { return s }
+        var out = "\""
+        var previousIsASCII = true  // the opening quote
+        for c in scalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if c.isASCII {
+                    if c.value < 0x20 || c.value == 0x7F { out += escaped(c) } else { out.unicodeScalars.append(c) }
+                } else if isInvisible(c) {
+                    out += escaped(c)
+                } else {
+                    if (previousIsASCII && joinsPrevious(c)) || joinsNext(c) {
+                        out += escaped(c)
+                    } else {
+                        out.unicodeScalars.append(c)
+                        previousIsASCII = false
+                        continue
+                    }
+                }
+            }
+            previousIsASCII = true
+        }
+        return out + "\""
     }
-}
 
-extension String {
-    func replacingAll(_ a: Character, _ b: String) -> String {
-        var out = ""
-        for c in self { if c == a { out += b } else { out.append(c) } }
-        return out
+    static func isBare(_ c: Unicode.Scalar) -> Bool {
+        c.value >= 0x21 && c.value <= 0x7E && c != "\"" && c != "=" && c != "\\"
+    }
+
+    static func isInvisible(_ c: Unicode.Scalar) -> Bool {
+        if c.value < 0x20 || (0x7F...0x9F).contains(c.value) { return true }
+        switch c.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned: return true
+        case .spaceSeparator: return c != " "
+        default: return false
+        }
+    }
+
+    /// Would form one grapheme with a printable ASCII scalar before it (Extend, ZWJ, SpacingMark).
+    static func joinsPrevious(_ c: Unicode.Scalar) -> Bool {
+        ("\"" + String(c)).count == 1
+    }
+
+    /// Would form one grapheme with a printable ASCII scalar after it (Prepend, e.g. U+0D4E).
+    static func joinsNext(_ c: Unicode.Scalar) -> Bool {
+        (String(c) + "\"").count == 1
+    }
+
+    static func escaped(_ c: Unicode.Scalar) -> String {
+        let hex = String(c.value, radix: 16, uppercase: true)
+        return "\\u{" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex + "}"
     }
 }

@@ -146,6 +146,7 @@ public final class Master {
             guard state == .running else { return }
             reload()
         case UInt8(ascii: "U"):
+            // Workers reopen theirs between requests (see WorkerSignals), each logging it.
             hooks.reopenLogs()
             for pid in workers.keys { kill(pid, SIGUSR1) }
         default:

@@ -5,6 +5,13 @@ import OAuthSQLite
 // Entry point; the commands live beside this file, one file per command group.
 // Errors are one line on stderr, `gatehouse: error: …`, with a non-zero exit status;
 // --help and --version keep ArgumentParser's own output.
+// Before anything creates a file (serve and every command): nothing Gatehouse writes is for
+// other users (logs hold usernames and client addresses; the pid file, run/). 027 rather than
+// 077 keeps group read and traverse: nginx's user reaches the socket through a shared group
+// (the socket itself gets `listen_mode` by chmod after bind, whatever the umask), and an
+// operators' group may read the logs. The database and the key are 0600 by their own open().
+umask(0o027)
+
 do {
     var command = try Gatehouse.parseAsRoot()
     try command.run()

@@ -18,17 +18,21 @@ int csys_wtermsig(int status);
 int csys_install_master_handlers(int write_fd);
 
 // MARK: - worker signals
-/// Restores the master's handlers to defaults and installs a TERM/INT/QUIT handler that
-/// only sets the stop flag. It is installed without SA_RESTART so a blocking accept()
-/// returns EINTR; callers block the signals while serving a request.
+/// Restores the master's handlers to defaults and installs handlers that only set a flag:
+/// TERM/INT/QUIT the stop flag, USR1 the reopen-log flag. They are installed without
+/// SA_RESTART so a blocking wait returns EINTR; callers block the signals while serving a
+/// request.
 int csys_install_worker_handlers(void);
 /// 1 once the worker was asked to stop.
 int csys_worker_should_stop(void);
-/// Blocks (1) or unblocks (0) TERM, INT and QUIT for the calling process.
+/// 1 (once) if USR1 arrived since the last call: the worker should reopen its log file.
+int csys_worker_take_reopen(void);
+/// Blocks (1) or unblocks (0) TERM, INT, QUIT and USR1 for the calling process.
 void csys_block_stop_signals(int block);
-/// Waits until `fd` is readable, with the stop signals (otherwise blocked) deliverable only
-/// during the wait: ppoll swaps the mask atomically, so a stop lands either before a
-/// connection is taken or after its request is answered. 1 readable, 0 interrupted, -1 error.
+/// Waits until `fd` is readable, with TERM, INT, QUIT and USR1 (otherwise blocked)
+/// deliverable only during the wait: ppoll swaps the mask atomically, so a stop or a log
+/// reopen lands either before a connection is taken or after its request is answered.
+/// 1 readable, 0 interrupted, -1 error.
 int csys_wait_readable(int fd);
 /// Asks the kernel to send SIGTERM when the parent dies (PR_SET_PDEATHSIG), so no worker
 /// outlives a master killed with SIGKILL. Returns -1 if `parent` is already gone.
