@@ -11,6 +11,7 @@ import time
 import requests
 
 from conftest import Stack, query_of
+from oauth_flow import Browser
 
 
 def test_health_over_https_from_a_worker(stack):
@@ -182,7 +183,11 @@ def test_sqlite_busy_past_the_timeout_is_503_not_500():
     s = Stack(workers=1, extra_config="busy_timeout_ms = 200").start()
     try:
         c = s.add_client("--name", "busy", "--grant-types", "client_credentials")
-        web = s.add_client("--name", "busy-web", "--redirect-uri", "https://app.example/cb")
+        web = s.add_client("--name", "busy-web", "--redirect-uri", "https://app.example/cb", "--skip-consent")
+        s.add_user("busy-user")
+        b = Browser(s)
+        r = b.login(b.authorize({"response_type": "code", "client_id": web["client_id"], "state": "s0"}), "busy-user")
+        assert r.status_code == 303 and "code" in query_of(r.headers["Location"])  # signed in before the lock
         holder = subprocess.Popen(["sqlite3", os.path.join(s.home, "gatehouse.db")], stdin=subprocess.PIPE, text=True)
         holder.stdin.write("BEGIN IMMEDIATE;\nINSERT INTO login_failures VALUES ('x', 1, 0, 0);\n")
         holder.stdin.flush()
@@ -191,8 +196,12 @@ def test_sqlite_busy_past_the_timeout_is_503_not_500():
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "temporarily_unavailable"
         assert r.headers["Retry-After"] == "1"
-        # RFC 6749 §4.1.2.1: at /authorize, once the redirect URI is verified, the client hears of it.
+        # An anonymous visit reads only: the login page is still shown.
         r = s.get("/authorize", params={"response_type": "code", "client_id": web["client_id"], "state": "s1"})
+        assert r.status_code == 200 and 'name="password"' in r.text
+        # RFC 6749 §4.1.2.1: at /authorize, once the redirect URI is verified, the client hears
+        # of it (here: the signed-in user's code cannot be stored).
+        r = b.authorize({"response_type": "code", "client_id": web["client_id"], "state": "s1"})
         assert r.status_code == 302, r.text
         q = query_of(r.headers["Location"])
         assert q["error"] == "temporarily_unavailable" and q["state"] == "s1" and q["iss"] == s.url
