@@ -110,17 +110,16 @@ extension App {
         let keys = ["user:" + username, "addr:" + address]
         let now = self.now
         if try store.lockedUntil(keys: keys, now: now) != nil { return nil }
-        guard passwordHashGate.tryEnter() else { throw PasswordChecksBusy() }
-        defer { passwordHashGate.leave() }
         let user = try store.user(named: username)
-        let ok: Bool
-        if let user {
-            ok = PasswordHasher.verify(password, against: user.passwordHash) && !user.disabled
-        } else {
-            passwords.verifyDummy(password)  // an unknown name costs the same time as a known one
-            ok = false
+        let matched = passwordHashGate.run {
+            guard let user else {
+                passwords.verifyDummy(password)  // an unknown name costs the same time as a known one
+                return false
+            }
+            return PasswordHasher.verify(password, against: user.passwordHash)
         }
-        guard ok, let user else {
+        guard let matched else { throw PasswordChecksBusy() }
+        guard matched, let user, !user.disabled else {
             try store.recordLoginFailure(keys: ["user:" + username], now: now, limit: config.loginMaxFailures,
                                          window: config.loginFailureWindow, lockout: config.loginLockout)
             try store.recordLoginFailure(keys: ["addr:" + address], now: now, limit: config.loginAddressMaxFailures,

@@ -186,12 +186,17 @@ public enum Server {
         }
     }
 
-    /// The pool's password-hashing places, counted on the shared scoreboard.
+    /// The pool's password-hashing places, counted on the shared scoreboard. The hash runs
+    /// at background CPU priority where the host allows it, so it uses only the CPU that
+    /// /token and auth_request leave idle.
     struct ScoreboardHashGate: PasswordHashGate {
         let context: WorkerContext
         let limit: Int
-        func tryEnter() -> Bool { context.tryEnterHashing(limit: limit) }
-        func leave() { context.leaveHashing() }
+        func run(_ hash: () -> Bool) -> Bool? {
+            guard context.tryEnterHashing(limit: limit) else { return nil }
+            defer { context.leaveHashing() }
+            return BackgroundPriority.run(hash)
+        }
     }
 
     /// Bridges the pool's gate (Prefork) to the store's protocol (OAuthSQLite), which know

@@ -36,11 +36,15 @@ public struct ServerConfig: Sendable {
     public var loginLockout: Int64 = 900
     public var templateDirectory: String? = nil
     public var purgeInterval: Int64 = 3600
-    /// `password_hash_workers`; nil = half the workers, at least one.
+    /// `password_hash_workers`; nil = auto.
     public var passwordHashWorkersSetting: Int? = nil
-    /// How many workers of this host may hash a password at once (never all of them when
-    /// there are two or more: the rest keep answering /token and auth_request).
-    public var passwordHashWorkers: Int { min(passwordHashWorkersSetting ?? max(1, workers / 2), workers) }
+    /// How many workers of this host may hash a password at once. Auto: half the workers
+    /// and half the cores, at least one, so hashing never holds the whole pool nor, beyond
+    /// one core, the whole CPU (both measured in scripts/bench.sh login_flood).
+    public var passwordHashWorkers: Int {
+        let auto = max(1, min(workers / 2, ProcessInfo.processInfo.activeProcessorCount / 2))
+        return min(passwordHashWorkersSetting ?? auto, workers)
+    }
     public var secretKeyFile: String
 
     /// Defaults for an instance directory.
@@ -217,7 +221,9 @@ public struct ServerConfig: Sendable {
         # How many workers may check a password (PBKDF2, ~0.2 s of a core) at once; past
         # that a login gets a fast 503 page and the password grant 503
         # temporarily_unavailable, so a login flood never occupies the whole pool that also
-        # answers /token and nginx's auth_request. auto = half the workers, at least 1.
+        # answers /token and nginx's auth_request. The hash also runs at a lower CPU
+        # priority (nice 10) than requests. auto = half the workers and half the cores, at
+        # least 1.
         password_hash_workers = auto
 
         # A folder with login.mustache, consent.mustache and error.mustache to replace the

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,6 +190,30 @@ void csys_hash_release_dead(csys_slot *board, int index) {
 }
 
 int csys_hash_in_use(csys_slot *board) { return __atomic_load_n(&(board - 1)->hashing, __ATOMIC_SEQ_CST); }
+
+// MARK: - background CPU priority
+// A nice value belongs to a thread on Linux: the hash runs on a short-lived thread of its
+// own, so the worker itself never needs the privilege to lower its nice value again.
+
+struct background_job { csys_work_fn fn; void *ctx; int nice; };
+
+static void *background_main(void *p) {
+    struct background_job *job = p;
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), job->nice);
+    job->fn(job->ctx);
+    return NULL;
+}
+
+int csys_run_in_background(csys_work_fn fn, void *ctx, int nice) {
+    struct background_job job = {fn, ctx, nice};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, background_main, &job) != 0) {
+        fn(ctx);
+        return 0;
+    }
+    pthread_join(thread, NULL);
+    return 1;
+}
 
 // pipe2 is a GNU extension that Glibc's Swift overlay does not import.
 int csys_self_pipe(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }

@@ -61,6 +61,13 @@ void csys_hash_leave(csys_slot *board, int index);
 void csys_hash_release_dead(csys_slot *board, int index);
 /// Places in use on the host.
 int csys_hash_in_use(csys_slot *board);
+
+// MARK: - background CPU priority
+typedef void (*csys_work_fn)(void *ctx);
+/// Runs fn(ctx) on a new thread whose nice value is `nice` (raised for that thread alone,
+/// which needs no privilege, and gone with it), and waits for it. Runs it on the calling
+/// thread if no thread can be made. 1 when it ran in the background.
+int csys_run_in_background(csys_work_fn fn, void *ctx, int nice);
 // MARK: - cross-process write gate
 /// A robust, process-shared mutex in shared memory (created before fork), which workers
 /// take around their SQLite write transactions. NULL on failure.
