@@ -164,6 +164,7 @@ public enum Server {
         o.set("requests_served", Int(snap.total))
         o.set("workers", snap.workers.count)
         o.set("busy_workers", snap.workers.filter { $0.busy != 0 }.count)
+        o.set("password_hashes_in_progress", snap.workers.filter { $0.hashing != 0 }.count)
         let rows = snap.workers.map { "{\"pid\":\($0.pid),\"requests\":\($0.requests),\"busy\":\($0.busy != 0)}" }
         o.set("worker_list", .raw("[" + rows.joined(separator: ",") + "]"))
         return o.serialized()
