@@ -188,8 +188,7 @@ public enum Server {
     }
 
     /// The pool's password-hashing places, counted on the shared scoreboard. The hash runs
-    /// at background CPU priority where the host allows it, so it uses only the CPU that
-    /// /token and auth_request leave idle.
+    /// on a thread at nice 10, so under load it yields the CPU to /token and auth_request.
     struct ScoreboardHashGate: PasswordHashGate {
         let context: WorkerContext
         let limit: Int
