@@ -38,6 +38,10 @@ public enum Server {
             if config.listen.hasPrefix("/") { unlink(config.listen) }
         }
         Log.info("master_starting", ["listen": config.listen, "workers": config.workers, "database": config.database])
+        if config.passwordHashWorkers >= config.workers {
+            // Allowed (tests, tiny hosts), but a login flood can then hold every worker.
+            Log.warn("password_hash_whole_pool", ["workers": config.workers, "password_hash_workers": config.passwordHashWorkers])
+        }
 
         var current = config
         var lastPurge = Int64(time(nil))
