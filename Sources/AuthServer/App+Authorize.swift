@@ -210,9 +210,16 @@ extension App {
 
     private var formAction: String { config.issuer + "/authorize" }
 
-    /// The authorization parameters carried through the forms. `prompt` is dropped: it
-    /// was honoured when the page was shown and must not force the step again.
-    private func carried(_ params: Parameters) -> Parameters { Parameters(params.pairs.filter { $0.name != "prompt" }) }
+    /// The authorization parameters carried through the forms. `prompt=login` was honoured
+    /// by showing the login page and must not force it again; `prompt=consent` still has to
+    /// reach the consent step after a login.
+    private func carried(_ params: Parameters) -> Parameters {
+        Parameters(params.pairs.compactMap { pair in
+            guard pair.name == "prompt" else { return pair }
+            let rest = pair.value.split(separator: " ").filter { $0 != "login" }.joined(separator: " ")
+            return rest.isEmpty ? nil : (pair.name, rest)
+        })
+    }
 
     /// `payload.mac`: the request's parameters (base64url, so the page never holds them
     /// raw) and an HMAC under the server key binding them to this form's CSRF token.

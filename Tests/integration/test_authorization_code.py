@@ -835,6 +835,23 @@ def test_oidc_prompt_consent_asks_again_even_if_remembered(stack):
     assert r.status_code == 303 and "code" in query_of(r.headers["Location"])
 
 
+def test_oidc_prompt_consent_asks_after_a_fresh_login_too(stack):
+    """prompt=consent from a browser without a session: the login must lead to the consent
+    page even though consent is remembered (found in review: the forms dropped prompt)."""
+    c = new_client(stack)
+    user = new_user(stack)
+    get_code(stack, c, user)                                  # consent remembered
+    b = Browser(stack)
+    r = b.login(b.authorize(auth_params(c, prompt="consent")), user)
+    assert is_consent_page(r), (r.status_code, r.headers.get("Location"))
+    # prompt=login consent: one login page, then the consent page, never the login again.
+    b = Browser(stack)
+    r = b.login(b.authorize(auth_params(c, prompt="login consent")), user)
+    assert is_consent_page(r), (r.status_code, r.headers.get("Location"))
+    r = b.submit(r, decision="allow")
+    assert r.status_code == 303 and "code" in query_of(r.headers["Location"])
+
+
 def test_rfc6749_10_2_remembered_consent_is_per_scope(stack):
     c = new_client(stack, "--scope", "PRODUCTION SANDBOX", "--default-scope", "PRODUCTION")
     user = new_user(stack)
