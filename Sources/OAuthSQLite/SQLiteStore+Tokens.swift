@@ -105,11 +105,16 @@ extension SQLiteStore {
     // MARK: - issuing
 
     /// Starts a new grant (client_credentials, password) with its first tokens. Not a
-    /// critical write: tokens forgotten on power loss only stop working (fail safe).
+    /// critical write: tokens forgotten on power loss only stop working (fail safe). A grant
+    /// with neither user nor refresh token (client_credentials) is its access token alone:
+    /// no family row (see migration 4).
     public func issue(clientID: String, userID: Int64?, scope: [String], tokens: NewTokens, now: Int64) throws {
         try db.writeTransaction(critical: false) {
-            let family = try insertFamily(clientID: clientID, userID: userID, scope: scope, now: now,
+            var family: Int64? = nil
+            if userID != nil || tokens.refreshHash != nil {
+                family = try insertFamily(clientID: clientID, userID: userID, scope: scope, now: now,
                                           expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
+            }
             try insertTokens(tokens, family: family, clientID: clientID, userID: userID, scope: scope, generation: 0, now: now)
         }
     }
@@ -120,17 +125,17 @@ extension SQLiteStore {
         return db.lastInsertRowID
     }
 
-    func insertTokens(_ t: NewTokens, family: Int64, clientID: String, userID: Int64?, scope: [String], generation: Int64,
+    func insertTokens(_ t: NewTokens, family: Int64?, clientID: String, userID: Int64?, scope: [String], generation: Int64,
                       now: Int64) throws {
         let sql = """
             INSERT INTO tokens (hash, kind, family_id, client_id, user_id, scope, issued_at, expires_at, generation)
             VALUES (?,?,?,?,?,?,?,?,?)
             """
         let scopeText = Scope.string(scope)
-        try db.run(sql, [.blob(t.accessHash), .int(0), .int(family), .text(clientID), .optional(userID), .text(scopeText),
+        try db.run(sql, [.blob(t.accessHash), .int(0), .optional(family), .text(clientID), .optional(userID), .text(scopeText),
                          .int(now), .int(t.accessExpiresAt), .int(generation)])
         if let r = t.refreshHash {
-            try db.run(sql, [.blob(r), .int(1), .int(family), .text(clientID), .optional(userID), .text(scopeText),
+            try db.run(sql, [.blob(r), .int(1), .optional(family), .text(clientID), .optional(userID), .text(scopeText),
                              .int(now), .int(min(t.refreshExpiresAt, t.familyExpiresAt)), .int(generation)])
         }
     }
@@ -203,7 +208,7 @@ extension SQLiteStore {
             """, [.blob(hash)]) { s in
             TokenLookup(record: TokenRecord(kind: s.int(0) == 1 ? .refresh : .access, clientID: s.text(1),
                                             username: s.optionalText(2), scope: Self.words(s.text(3)), issuedAt: s.int(4),
-                                            expiresAt: s.int(5), revoked: s.optionalInt(6) != nil, familyID: s.int(7),
+                                            expiresAt: s.int(5), revoked: s.optionalInt(6) != nil, familyID: s.optionalInt(7) ?? 0,
                                             rotatedAt: s.optionalInt(8)),
                         userDisabled: s.int(9) != 0)
         }
@@ -216,7 +221,7 @@ extension SQLiteStore {
         try db.writeTransaction {
             guard let (kind, family, owner) = try db.queryOne("SELECT kind, family_id, client_id FROM tokens WHERE hash = ?",
                                                               [.blob(hash)], { ($0.int(0), $0.int(1), $0.text(2)) }),
-                owner == clientID
+                owner.sameBytes(as: clientID)
             else { return false }
             if kind == 1 {
                 try revokeFamily(family, now: now)
@@ -227,10 +232,16 @@ extension SQLiteStore {
         }
     }
 
-    /// Operator revocation: every grant of a client or of a user. Answers the families revoked.
+    /// Operator revocation: every grant of a client or of a user. Answers the grants revoked
+    /// (families, and a client's client_credentials tokens, which have none).
     public func revokeAll(clientID: String? = nil, username: String? = nil, now: Int64) throws -> Int {
         try db.writeTransaction {
-            if let clientID { return try revokeFamilies(where: "client_id = ?", [.text(clientID)], now: now) }
+            if let clientID {
+                // client_credentials tokens have no family (a scan: an operator command, not a hot path).
+                let single = try db.run("UPDATE tokens SET revoked_at = ? WHERE client_id = ? AND family_id IS NULL AND revoked_at IS NULL",
+                                        [.int(now), .text(clientID)])
+                return try revokeFamilies(where: "client_id = ?", [.text(clientID)], now: now) + single
+            }
             if let username {
                 return try revokeFamilies(where: "user_id = (SELECT id FROM users WHERE username = ?)", [.text(username)], now: now)
             }
@@ -293,8 +304,8 @@ extension SQLiteStore {
                 let families = try db.query("""
                     DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at <= ?1 LIMIT ?2)
                     RETURNING family_id
-                    """, [.int(now), limit]) { $0.int(0) }
-                for id in Set(families) {
+                    """, [.int(now), limit]) { $0.optionalInt(0) }
+                for id in Set(families.compactMap { $0 }) {
                     emptied += try db.run("DELETE FROM families WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE family_id = ?1)",
                                           [.int(id)])
                 }

@@ -202,9 +202,10 @@ struct StoreTests {
         let (store, _) = try temporaryStore()
         let user = try seed(store)
         func count(_ table: String) throws -> Int64 { try store.db.queryOne("SELECT count(*) FROM \(table)") { $0.int(0) } ?? -1 }
-        // A client fetching a client_credentials token per call: access tokens only (expire at
-        // 3700), families whose refresh-chain end (86,500) is far away.
-        for i in 0..<25 { try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("cc\(i)", nil), now: 100) }
+        // A client fetching a password-grant token per call: access tokens only (expire at
+        // 3700), families whose refresh-chain end (86,500) is far away. (client_credentials
+        // tokens have no family at all since migration 4: LeanSchemaTests.)
+        for i in 0..<25 { try store.issue(clientID: "c1", userID: user, scope: ["A"], tokens: plan("cc\(i)", nil), now: 100) }
         // Two refresh families, rotated once at 3000: the rotated rt0 (expires 7300) and the new
         // at1/rt1 are still there at 4000; only at0 (3700) has expired.
         for f in ["x", "y"] {

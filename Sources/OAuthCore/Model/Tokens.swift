@@ -42,8 +42,9 @@ public struct TokenRecord: Sendable, Equatable {
     public var issuedAt: Int64
     public var expiresAt: Int64
     public var revoked: Bool
-    /// All tokens descending from one grant (a code, a password or client_credentials
-    /// request) share a family, so reuse detection and revocation cover all of them.
+    /// All tokens descending from one grant (a code or a password request) share a family,
+    /// so reuse detection and revocation cover all of them. 0: none (a client_credentials
+    /// token is its grant alone).
     public var familyID: Int64
     /// Refresh tokens: set once rotated (the moment it was used).
     public var rotatedAt: Int64?
