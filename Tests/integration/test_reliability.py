@@ -159,7 +159,12 @@ def assert_invariants(s, workers=None, signals_allowed=0, since=None):
     assert sql(s, "SELECT count(*) FROM (SELECT family_id FROM codes WHERE family_id IS NOT NULL "
                   "GROUP BY family_id HAVING count(*) > 1)") == "0"
     assert sql(s, "SELECT count(*) FROM families f LEFT JOIN clients c ON c.id = f.client_id WHERE c.id IS NULL") == "0"
-    assert sql(s, "SELECT count(*) FROM tokens t LEFT JOIN families f ON f.id = t.family_id WHERE f.id IS NULL") == "0"
+    # No orphan token: a family it names exists; one without a family (client_credentials,
+    # since migration 4) is an access token with no user, of a client that exists.
+    assert sql(s, "SELECT count(*) FROM tokens t LEFT JOIN families f ON f.id = t.family_id "
+                  "WHERE t.family_id IS NOT NULL AND f.id IS NULL") == "0"
+    assert sql(s, "SELECT count(*) FROM tokens WHERE family_id IS NULL AND (kind != 0 OR user_id IS NOT NULL)") == "0"
+    assert sql(s, "SELECT count(*) FROM tokens t LEFT JOIN clients c ON c.id = t.client_id WHERE c.id IS NULL") == "0"
     # I3: at most one live refresh token per family (no grace period configured in these stacks).
     assert sql(s, "SELECT count(*) FROM (SELECT family_id FROM tokens WHERE kind = 1 AND rotated_at IS NULL "
                   "AND revoked_at IS NULL GROUP BY family_id HAVING count(*) > 1)") == "0"
