@@ -17,8 +17,8 @@
 # wrong passwords to the login form, each every BENCH_FLOOD_DELAY_MS (default 100 ms; 0 =
 # as fast as answers come): "limit" through the shipped limit_req, "nolimit"
 # with it lifted, as a flood from many addresses would be, where only the bound on
-# concurrent password hashing protects the pool; notes give the ratio to the quiet run). health always runs: it is the
-# baseline of the ratio column. requests/s counts only expected answers; "errors" is
+# concurrent password hashing protects the pool; notes give the ratio to the quiet run).
+# health always runs: it is the baseline of the ratio column. requests/s counts only expected answers; "errors" is
 # unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary.
 source "$(dirname "$0")/lib.sh"
 
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
         --codes) codes=$2 ;;
         --json) json=1; shift; continue ;;
         --keep) keep=1; shift; continue ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) fail "unknown option: $1 (see --help)" ;;
     esac
     [ $# -ge 2 ] || fail "$1 needs a value"
