@@ -33,6 +33,19 @@ struct WALFramesTests {
         #expect(perToken < 3.5)
     }
 
+    @Test("code exchange: a code redeemed into a family with an access and a refresh token")
+    func codeExchange() throws {
+        let perStep = try framesPerStep { store, i in
+            try store.insertCode(hash: Digest.sha256("code\(i)"), AuthorizationCodeRecord(
+                clientID: "c1", userID: 1, username: "", scope: ["A"], redirectURI: nil, codeChallenge: nil,
+                codeChallengeMethod: nil, expiresAt: 1000))
+            _ = try store.redeemCode(hash: Digest.sha256("code\(i)"), clientID: "c1", now: 100,
+                                     tokens: plan("a\(i)", "r\(i)"), check: { _ in })
+        }
+        print("WAL frames per code (issue and exchange): \(String(format: "%.2f", perStep))")
+        #expect(perStep < 18)  // 16.74 on 2026-11-30; without families_client and families_user 14.65 (not taken: operator commands would scan)
+    }
+
     @Test("refresh rotation: one access and one refresh token per step")
     func refreshRotation() throws {
         var current = "r-seed"
