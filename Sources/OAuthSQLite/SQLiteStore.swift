@@ -161,10 +161,6 @@ public struct SessionRecord: Sendable, Equatable {
 }
 
 extension SQLiteStore {
-    public func createSession(idHash: [UInt8], csrf: String, userID: Int64? = nil, now: Int64) throws {
-        try db.writeTransaction(critical: false) { try insertSession(idHash: idHash, csrf: csrf, userID: userID, now: now) }
-    }
-
     func insertSession(idHash: [UInt8], csrf: String, userID: Int64?, now: Int64) throws {
         try db.run("INSERT INTO sessions (id_hash, csrf, user_id, authenticated_at, created_at, last_seen_at) VALUES (?,?,?,?,?,?)",
                    [.blob(idHash), .text(csrf), .optional(userID), .optional(userID == nil ? nil : now), .int(now), .int(now)])
