@@ -98,8 +98,7 @@ printf '\n# bench.sh: codes are minted ahead of the code_exchange runs\ncode_lif
 printf 'login_address_max_failures = 100000\n' >>"$home/gatehouse.conf"
 [ -n "${GATEHOUSE_BENCH_CONFIG:-}" ] && printf '%s\n' "$GATEHOUSE_BENCH_CONFIG" >>"$home/gatehouse.conf"
 ensure_certificate "$home/tls"
-socket=$(awk -F= '/^[[:space:]]*listen[[:space:]]*=/{gsub(/[[:space:]]/,"",$2); print $2}' "$home/gatehouse.conf")
-case "$socket" in /*) ;; *) socket="$home/$socket" ;; esac
+socket=$(configured_socket "$home")
 render_nginx "$home" "$GATEHOUSE_HTTPS_PORT" "$example_port" "$socket" off
 
 export BENCH_URL="https://127.0.0.1:$GATEHOUSE_HTTPS_PORT" BENCH_CA="$home/tls/cert.pem"

@@ -146,7 +146,7 @@ extension App {
             guard let user else {
                 Log.info("login_failed", ["client": client.id])
                 // A new CSRF token after every failure: one fetched form is one try.
-                guard let next = try rotated(visitor, request) else { return sessionExpired() }
+                guard let next = try rotated(visitor) else { return sessionExpired() }
                 return loginPage(authz, client, params, visitor: next, status: 401, error: "Incorrect username or password.",
                                  username: username)
             }
@@ -277,7 +277,7 @@ extension App {
 
     /// The same visitor with a new CSRF token (after a failed login); nil when a concurrent
     /// request already used the stored session's token.
-    private func rotated(_ visitor: Visitor, _ request: HTTPRequest) throws -> Visitor? {
+    private func rotated(_ visitor: Visitor) throws -> Visitor? {
         guard let session = visitor.session else { return newPreLoginVisitor() }
         let next = SecureRandom.token()
         guard try store.rotateCSRF(idHash: session.idHash, from: visitor.csrf, to: next) else { return nil }

@@ -3,17 +3,9 @@ import Prefork
 
 /// Modes of the files Gatehouse keeps in its instance folder (issue 10, item 7). The
 /// process umask (027, set by `gatehouse` at start) keeps everything away from others; the
-/// database and the key are owner-only on top of that: they hold password and secret hashes.
+/// database (created 0600 by `Connection`) and the key are owner-only on top of that: they
+/// hold password and secret hashes.
 public enum InstanceFiles {
-    /// Creates the SQLite database file empty (a valid empty database) with mode 0600 when it
-    /// does not exist yet. SQLite would create it 0644 minus the umask, and it gives the -wal
-    /// and -shm files the mode of the database file, so all three end up 0600.
-    public static func createDatabaseIfMissing(_ path: String) {
-        guard path.hasPrefix("/") else { return }  // not a file path (":memory:", a URI)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd >= 0 { close(fd) }  // otherwise it exists, or SQLite reports the error when it opens it
-    }
-
     /// Takes group-write and every permission of others away from the database files of an
     /// instance created before they were made 0600 (SQLite made them 0644).
     public static func tightenDatabaseModes(_ path: String) {

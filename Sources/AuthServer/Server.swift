@@ -91,7 +91,6 @@ public enum Server {
     /// connection it closes before any fork), the key present, templates parseable.
     public static func prepare(_ config: ServerConfig) throws {
         try FileManager.default.createDirectory(atPath: config.home + "/run", withIntermediateDirectories: true)
-        InstanceFiles.createDatabaseIfMissing(config.database)
         InstanceFiles.tightenDatabaseModes(config.database)
         do {
             let store = try SQLiteStore(path: config.database)

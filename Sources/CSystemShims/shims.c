@@ -189,8 +189,6 @@ void csys_hash_release_dead(csys_slot *board, int index) {
     while (n > 0 && !__atomic_compare_exchange_n(&(board - 1)->hashing, &n, n - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
 }
 
-int csys_hash_in_use(csys_slot *board) { return __atomic_load_n(&(board - 1)->hashing, __ATOMIC_SEQ_CST); }
-
 // MARK: - background CPU priority
 // A nice value belongs to a thread on Linux: the hash runs on a short-lived thread of its
 // own, so the worker itself never needs the privilege to lower its nice value again.

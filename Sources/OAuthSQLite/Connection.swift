@@ -1,4 +1,7 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An SQLite failure with its extended result code. Never shown to a client:
 /// `isTemporary` (busy, or the disk is full) maps to 503 temporarily_unavailable, anything
@@ -39,6 +42,13 @@ public final class Connection {
     ///   for everything) is the operator's explicit trade of that guarantee for throughput.
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false, durable: Bool = true) throws {
         var db: OpaquePointer?
+        // A new database file is created empty (a valid empty database) with mode 0600:
+        // SQLite would create it 0644 minus the umask, and it gives the -wal and -shm files
+        // the database's mode. It holds password and token hashes.
+        if !readOnly, !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") {
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }  // otherwise it exists, or sqlite3_open_v2 reports why not
+        }
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {

@@ -27,7 +27,6 @@ struct ConfigOptions: ParsableArguments {
     func open() throws -> (ServerConfig, SQLiteStore, SecretKey) {
         let c = try ServerConfig.load(path: path, home: home, createIfMissing: true)
         try FileManager.default.createDirectory(atPath: c.home, withIntermediateDirectories: true)
-        InstanceFiles.createDatabaseIfMissing(c.database)
         let store = try SQLiteStore(path: c.database, busyTimeoutMilliseconds: Int32(c.busyTimeoutMilliseconds))
         try store.migrate()
         return (c, store, try SecretKey.loadOrCreate(path: c.secretKeyFile))
@@ -71,7 +70,6 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         let c = try ServerConfig.load(path: options.path, home: options.home, createIfMissing: true)
-        InstanceFiles.createDatabaseIfMissing(c.database)
         let store = try SQLiteStore(path: c.database)
         let ran = try store.migrate()
         print("database \(c.database): schema version \(try store.schemaVersion()) (\(ran) migration(s) applied)")

@@ -2,33 +2,15 @@
 Real nginx (the shipped include), real workers, real SQLite; the database is only read."""
 import html.parser
 import os
-import subprocess
 import threading
 import time
 import urllib.parse
 
-import pytest
-
 from conftest import PASSWORD, Stack
+from test_authorization_code import new_client, new_user
+from test_reliability import sql
 from oauth_flow import (CB, Browser, auth_params, basic, form_action, hidden_inputs, is_consent_page, is_login_page,
                         uniq)
-
-
-def new_client(stack, *args):
-    return stack.add_client("--name", uniq("hard"), "--redirect-uri", CB, *args)
-
-
-def new_user(stack):
-    name = uniq("u")
-    stack.add_user(name)
-    return name
-
-
-def sql(stack, query):
-    r = subprocess.run(["sqlite3", "-cmd", ".timeout 10000", os.path.join(stack.home, "gatehouse.db"), query],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 class Attributes(html.parser.HTMLParser):

@@ -59,8 +59,6 @@ int csys_hash_enter(csys_slot *board, int index, int limit);
 void csys_hash_leave(csys_slot *board, int index);
 /// The master, reaping the worker of slot `index`: gives back a place it died holding.
 void csys_hash_release_dead(csys_slot *board, int index);
-/// Places in use on the host.
-int csys_hash_in_use(csys_slot *board);
 
 // MARK: - background CPU priority
 typedef void (*csys_work_fn)(void *ctx);

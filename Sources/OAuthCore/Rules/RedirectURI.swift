@@ -1,9 +1,11 @@
 /// Redirect URI registration and matching: RFC 6749 §3.1.2, RFC 9700 §2.1 (exact match),
 /// RFC 8252 §7.3 (loopback port) and §8.3 (no `localhost`).
 public enum RedirectURI {
-    /// Why a URI cannot be registered, for the CLI's one-line error.
+    /// The longest redirect URI that can be registered (with `state`, every Location fits
+    /// the include's `fastcgi_buffer_size`).
     public static let maxLength = 2048
 
+    /// Why a URI cannot be registered, for the CLI's one-line error.
     public static func registrationProblem(_ uri: String) -> String? {
         if uri.utf8.count > maxLength { return "the redirect URI is longer than \(maxLength) characters" }
         guard let parts = split(uri) else { return "'\(uri)' is not an absolute URI" }

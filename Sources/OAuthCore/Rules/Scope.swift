@@ -23,7 +23,9 @@ public enum Scope {
         }
         let scopes = try parse(requested)
         if scopes.isEmpty { return defaults }
-        for s in scopes where !allowed.contains(s) { throw OAuthError.invalidScope("a requested scope is not allowed for this client") }
+        if scopes.contains(where: { !allowed.contains($0) }) {
+            throw OAuthError.invalidScope("a requested scope is not allowed for this client")
+        }
         return scopes
     }
 
@@ -32,7 +34,9 @@ public enum Scope {
         guard let requested else { return granted }
         let scopes = try parse(requested)
         if scopes.isEmpty { return granted }
-        for s in scopes where !granted.contains(s) { throw OAuthError.invalidScope("a requested scope exceeds the original grant") }
+        if scopes.contains(where: { !granted.contains($0) }) {
+            throw OAuthError.invalidScope("a requested scope exceeds the original grant")
+        }
         return scopes
     }
 
