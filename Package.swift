@@ -5,7 +5,8 @@ import PackageDescription
 //   gatehouse ─► AuthServer ─► OAuthCore ─► OAuthCrypto ─► COpenSSL
 //                    ├──────► OAuthSQLite ─► OAuthCore, CSQLite
 //                    ├──────► FastCGI ─► CFastCGI
-//                    └──────► Prefork ─► CSystemShims
+//                    ├──────► Prefork ─► CSystemShims, Logging
+//                    └──────► Logging
 let package = Package(
     name: "Gatehouse",
     platforms: [.macOS(.v13)],
@@ -28,11 +29,13 @@ let package = Package(
         .target(name: "OAuthCore", dependencies: ["OAuthCrypto"]),
         .target(name: "OAuthSQLite", dependencies: ["OAuthCore", "CSQLite"]),
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
-        .target(name: "Prefork", dependencies: ["CSystemShims"]),
+        // logfmt lines to a file or stderr; every process writes through it.
+        .target(name: "Logging"),
+        .target(name: "Prefork", dependencies: ["CSystemShims", "Logging"]),
         .target(
             name: "AuthServer",
             dependencies: [
-                "OAuthCore", "OAuthCrypto", "OAuthSQLite", "FastCGI", "Prefork",
+                "OAuthCore", "OAuthCrypto", "OAuthSQLite", "FastCGI", "Prefork", "Logging",
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
             resources: [
@@ -55,6 +58,6 @@ let package = Package(
         .testTarget(name: "OAuthSQLiteTests", dependencies: ["OAuthSQLite", "OAuthCore", "OAuthCrypto"]),
         // The worker's application (App.handle) over a real SQLite file: no nginx, no FastCGI.
         .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore", "OAuthSQLite", "OAuthCrypto"]),
-        .testTarget(name: "PreforkTests", dependencies: ["Prefork"]),
+        .testTarget(name: "LoggingTests", dependencies: ["Logging"]),
     ]
 )

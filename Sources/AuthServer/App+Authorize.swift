@@ -1,7 +1,7 @@
 import OAuthCore
 import OAuthCrypto
 import OAuthSQLite
-import Prefork
+import Logging
 
 extension App {
     static let sessionCookie = "__Host-gatehouse"

@@ -1,7 +1,7 @@
 import OAuthCore
 import OAuthCrypto
 import OAuthSQLite
-import Prefork
+import Logging
 
 extension App {
     // MARK: - /token (RFC 6749 §3.2, §4.1.3, §4.3, §4.4, §6)

@@ -1,7 +1,7 @@
 import OAuthCore
 import OAuthCrypto
 import OAuthSQLite
-import Prefork
+import Logging
 
 /// One worker's application: configuration, its own store connection, the key, the pages.
 /// `handle` never throws: every error becomes an RFC error response or a 4xx/5xx page.

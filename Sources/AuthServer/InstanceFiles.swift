@@ -1,5 +1,5 @@
 import Foundation
-import Prefork
+import Logging
 
 /// Modes of the files Gatehouse keeps in its instance folder (issue 10, item 7). The
 /// process umask (027, set by `gatehouse` at start) keeps everything away from others; the

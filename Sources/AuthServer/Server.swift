@@ -2,6 +2,7 @@ import FastCGI
 import Foundation
 import OAuthCore
 import OAuthSQLite
+import Logging
 import Prefork
 
 /// `gatehouse serve`: the composition root where config, store, FastCGI and the

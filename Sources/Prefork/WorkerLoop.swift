@@ -1,4 +1,5 @@
 import CSystemShims
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Prefork
+@testable import Logging
 
 /// Log values are escaped by Unicode scalar (issue 10, item 2): a request value must never
 /// forge a logfmt field, a line break, or hide text behind bidi controls.
