@@ -3,7 +3,8 @@ import PackageDescription
 
 // Dependency direction (a target imports only what it lists):
 //   gatehouse ─► AuthServer ─► OAuthCore ─► OAuthCrypto ─► COpenSSL
-//                    ├──────► OAuthSQLite ─► OAuthCore, CSQLite
+//                    ├──────► OAuthSQLite ─► OAuthCore, CSQLite   (a backend of OAuthCore's storage contract)
+//                    │        MemoryStore ─► OAuthCore            (the contract in memory, for tests)
 //                    ├──────► FastCGI ─► CFastCGI
 //                    ├──────► Prefork ─► CSystemShims, Logging
 //                    └──────► Logging
@@ -28,6 +29,9 @@ let package = Package(
         .target(name: "OAuthCrypto", dependencies: ["COpenSSL"]),
         .target(name: "OAuthCore", dependencies: ["OAuthCrypto"]),
         .target(name: "OAuthSQLite", dependencies: ["OAuthCore", "CSQLite"]),
+        // The storage contract in memory: grant tests with a fixed clock, and the reference
+        // the contract suite holds every backend to.
+        .target(name: "MemoryStore", dependencies: ["OAuthCore"]),
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // logfmt lines to a file or stderr; every process writes through it.
         .target(name: "Logging"),
@@ -53,7 +57,9 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "OAuthCrypto"]),
+        .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "OAuthCrypto", "MemoryStore"]),
+        // One suite, every backend: SQLite and memory today, PostgreSQL next.
+        .testTarget(name: "StoreContractTests", dependencies: ["OAuthCore", "OAuthCrypto", "OAuthSQLite", "MemoryStore"]),
         .testTarget(name: "OAuthCryptoTests", dependencies: ["OAuthCrypto"]),
         .testTarget(name: "OAuthSQLiteTests", dependencies: ["OAuthSQLite", "OAuthCore", "OAuthCrypto"]),
         // The worker's application (App.handle) over a real SQLite file: no nginx, no FastCGI.

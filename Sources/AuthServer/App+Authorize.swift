@@ -1,6 +1,5 @@
 import OAuthCore
 import OAuthCrypto
-import OAuthSQLite
 import Logging
 
 extension App {
@@ -72,8 +71,9 @@ extension App {
                 throw e  // a malformed form of ours: an error page
             } catch {
                 // §4.1.2.1: once the redirect URI is known, even server errors go back to the client.
-                let temporary = (error as? SQLiteError)?.isTemporary == true
-                Log.warn((error as? SQLiteError)?.event ?? "server_error", ["endpoint": "authorize", "detail": "\(error)"])
+                let failure = error as? StorageFailure
+                let temporary = failure?.isTemporary == true
+                Log.warn(failure?.event ?? "server_error", ["endpoint": "authorize", "detail": "\(error)"])
                 let e: OAuthError = temporary ? .temporarilyUnavailable("\(error)") : .serverError("\(error)")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: e, state: authz.state,
                                                                      issuer: config.issuer))
@@ -134,7 +134,7 @@ extension App {
             let user: User?
             do {
                 user = try username.flatMap { name in
-                    try password.flatMap { try checkPassword(username: name, password: $0, address: request.remoteAddress) }
+                    try password.flatMap { try passwords.verify(username: name, password: $0, address: request.remoteAddress) }
                 }
             } catch is PasswordChecksBusy {
                 // Nothing was tried: the same form stays valid for the next attempt.

@@ -1,36 +1,49 @@
 import OAuthCore
 import OAuthCrypto
-import OAuthSQLite
 import Logging
 
-/// One worker's application: configuration, its own store connection, the key, the pages.
+/// One worker's application and its composition root: configuration, its own store
+/// connection, the key, the pages, and the grants /token serves.
 /// `handle` never throws: every error becomes an RFC error response or a 4xx/5xx page.
 public final class App {
     public let config: ServerConfig
-    public let store: SQLiteStore
+    public let store: any AuthorizationStore
     let key: SecretKey
     let pages: Pages
     let clock: Clock
-    let passwords = PasswordHasher()
+    let passwords: PasswordChecker
+    let tokenEndpoint: TokenEndpoint
     /// Set by the worker loop: the pool's scoreboard snapshot for /status.
     public var statusProvider: (() -> String)?
     /// Set by the worker loop: the host-wide bound on concurrent password hashing.
-    public var passwordHashGate: PasswordHashGate = UnboundedPasswordHashGate()
+    public var passwordHashGate: PasswordHashGate {
+        get { passwords.gate }
+        set { passwords.gate = newValue }
+    }
 
-    public init(config: ServerConfig, store: SQLiteStore, key: SecretKey, pages: Pages, clock: Clock = .system) {
+    public init(config: ServerConfig, store: any AuthorizationStore, key: SecretKey, pages: Pages, clock: Clock = .system) {
         self.config = config
         self.store = store
         self.key = key
         self.pages = pages
         self.clock = clock
+        passwords = PasswordChecker(store: store, config: config, clock: clock, gate: UnboundedPasswordHashGate())
+        let grants = GrantContext(store: store, clock: clock, tokens: TokenMint(generate: { SecureRandom.token() }, hash: key.hash),
+                                  lifetimes: config.tokenLifetimes, report: App.log)
+        // The grants /token serves: an explicit list, nothing registers itself.
+        tokenEndpoint = TokenEndpoint(grants: [
+            AuthorizationCodeGrant(grants),
+            RefreshTokenGrant(grants),
+            ClientCredentialsGrant(grants),
+            PasswordGrant(grants, passwords: passwords),
+        ])
     }
 
-    /// Opens everything a worker needs (after fork).
-    public static func open(_ config: ServerConfig) throws -> App {
-        let store = try SQLiteStore(path: config.database, busyTimeoutMilliseconds: Int32(config.busyTimeoutMilliseconds),
-                                    durable: config.durableCommits)
-        return App(config: config, store: store, key: try SecretKey.loadOrCreate(path: config.secretKeyFile),
-                   pages: try Pages(directory: config.templateDirectory))
+    static func log(_ event: GrantEvent) {
+        switch event {
+        case .codeReplayed(let client): Log.warn("code_replayed", ["client": client])
+        case .refreshTokenReused(let client): Log.warn("refresh_token_reused", ["client": client])
+        }
     }
 
     public enum Endpoint: String, CaseIterable {
@@ -76,8 +89,8 @@ public final class App {
             }
         } catch let early as EarlyResponse {
             return early.response
-        } catch let e as SQLiteError where e.isTemporary {
-            Log.warn(e.event, ["endpoint": endpoint.rawValue, "detail": e.message])
+        } catch let e as StorageFailure where e.isTemporary {
+            Log.warn(e.event, ["endpoint": endpoint.rawValue, "detail": e.description])
             return failure(endpoint, .temporarilyUnavailable(e.description))
         } catch let e as OAuthError {
             return failure(endpoint, e)
@@ -153,7 +166,7 @@ public final class App {
         o.set("scopes_supported", .strings(unique))
         o.set("response_types_supported", .strings(["code"]))
         o.set("response_modes_supported", .strings(["query"]))
-        o.set("grant_types_supported", .strings(GrantType.allCases.map(\.rawValue)))
+        o.set("grant_types_supported", .strings(tokenEndpoint.grantTypes.map(\.rawValue)))
         o.set("token_endpoint_auth_methods_supported", .strings(["client_secret_basic", "client_secret_post", "none"]))
         o.set("revocation_endpoint_auth_methods_supported", .strings(["client_secret_basic", "client_secret_post", "none"]))
         o.set("introspection_endpoint_auth_methods_supported", .strings(["client_secret_basic", "client_secret_post"]))

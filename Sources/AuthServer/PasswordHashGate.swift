@@ -11,6 +11,3 @@ public struct UnboundedPasswordHashGate: PasswordHashGate {
     public init() {}
     public func run(_ hash: () -> Bool) -> Bool? { hash() }
 }
-
-/// Thrown by `App.checkPassword` when no hashing place is free.
-struct PasswordChecksBusy: Error {}

@@ -67,10 +67,3 @@ public struct SecretKey: Sendable {
         }
     }
 }
-
-/// Seconds since the epoch; injected so tests can move time.
-public struct Clock: Sendable {
-    public var now: @Sendable () -> Int64
-    public init(now: @escaping @Sendable () -> Int64) { self.now = now }
-    public static let system = Clock { Int64(time(nil)) }
-}

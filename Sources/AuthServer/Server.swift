@@ -94,7 +94,7 @@ public enum Server {
         try FileManager.default.createDirectory(atPath: config.home + "/run", withIntermediateDirectories: true)
         InstanceFiles.tightenDatabaseModes(config.database)
         do {
-            let store = try SQLiteStore(path: config.database)
+            let store = try StoreBackend.openForTools(config)
             let ran = try store.migrate()
             if ran > 0 { Log.info("migrations_applied", ["steps": ran, "version": try store.schemaVersion()]) }
         }
@@ -109,14 +109,13 @@ public enum Server {
     static func workerMain(config: ServerConfig, listenFD: Int32, context: WorkerContext) -> Never {
         let app: App
         do {
-            app = try App.open(config)
+            app = try App.open(config, writeGate: PoolWriteGate(context.writeGate))
         } catch {
             Log.error("worker_init_failed", ["detail": "\(error)"])
             exit(3)
         }
         app.statusProvider = { statusJSON(context) }
         app.passwordHashGate = ScoreboardHashGate(context: context, limit: config.passwordHashWorkers)
-        app.store.db.writeGate = PoolWriteGate(context.writeGate)
         let connection = FastCGIConnection(listenFD: listenFD, maxBodyBytes: config.maxBodyBytes)
         var served = 0
         WorkerSignals.blockStops()
@@ -180,7 +179,7 @@ public enum Server {
         let pid = fork()
         guard pid == 0 else { return }
         do {
-            let store = try SQLiteStore(path: config.database)
+            let store = try StoreBackend.openForTools(config)
             let counts = try store.purgeExpired(now: Int64(time(nil)), sessionIdleSeconds: config.sessionIdleTimeout)
             Log.info("purge_done", ["codes": counts["codes"] ?? 0, "tokens": counts["tokens"] ?? 0,
                                     "families": counts["families"] ?? 0, "sessions": counts["sessions"] ?? 0])

@@ -1,52 +1,5 @@
 import OAuthCore
 
-/// Hashes and lifetimes of the tokens to insert for one grant step.
-public struct NewTokens: Sendable {
-    public var accessHash: [UInt8]
-    public var accessExpiresAt: Int64
-    public var refreshHash: [UInt8]?
-    public var refreshExpiresAt: Int64
-    /// The absolute end of the refresh chain, fixed when the family is created.
-    public var familyExpiresAt: Int64
-
-    public init(accessHash: [UInt8], accessExpiresAt: Int64, refreshHash: [UInt8]?, refreshExpiresAt: Int64,
-                familyExpiresAt: Int64) {
-        self.accessHash = accessHash
-        self.accessExpiresAt = accessExpiresAt
-        self.refreshHash = refreshHash
-        self.refreshExpiresAt = refreshExpiresAt
-        self.familyExpiresAt = familyExpiresAt
-    }
-}
-
-public enum CodeRedemption: Sendable, Equatable {
-    case issued(AuthorizationCodeRecord)
-    case notFound
-    /// A second use: the grant it produced has been revoked (RFC 6749 §4.1.2).
-    case replayed
-}
-
-/// A token as looked up for validation or introspection.
-public struct TokenLookup: Sendable, Equatable {
-    public var record: TokenRecord
-    public var userDisabled: Bool
-}
-
-public enum RefreshOutcome: Sendable, Equatable {
-    /// The new tokens were stored; the scope they carry.
-    case rotated(scope: [String], username: String?)
-    case invalid(String)
-    /// A rotated refresh token came back: its whole family is now revoked.
-    case reuseDetected
-}
-
-/// What the refresh grant needs to decide about one presented token.
-public struct RefreshCandidate: Sendable {
-    public var record: TokenRecord
-    public var userDisabled: Bool
-    public var familyScope: [String]
-}
-
 extension SQLiteStore {
     // MARK: - codes
 
@@ -63,42 +16,38 @@ extension SQLiteStore {
                   .optional(c.codeChallenge), .optional(c.codeChallengeMethod?.rawValue), .int(c.expiresAt)])
     }
 
-    /// Redeems a code and stores its tokens in one `BEGIN IMMEDIATE` transaction, so two
-    /// workers racing on one code cannot both win. `check` applies the protocol rules to
-    /// the stored code (client, redirect URI, PKCE, expiry) and throws to refuse it; then
-    /// nothing is written.
-    ///
-    /// A second use by the client the code was issued to revokes what the code produced
-    /// (RFC 6749 §4.1.2); another client presenting it learns nothing and revokes nothing.
-    public func redeemCode(hash: [UInt8], clientID: String, now: Int64, tokens: NewTokens,
-                           check: (AuthorizationCodeRecord) throws -> Void) throws -> CodeRedemption {
+    /// Loads the code, lets the core decide, and applies the verdict, in one `BEGIN
+    /// IMMEDIATE` transaction: two workers racing on one code cannot both redeem it.
+    public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) -> CodeVerdict) throws -> CodeVerdict {
         try db.writeTransaction {
-            let row = try db.queryOne("""
+            let stored = try db.queryOne("""
                 SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
                        c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled
                 FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = ?
                 """, [.blob(hash)]) { s in
-                (AuthorizationCodeRecord(clientID: s.text(0), userID: s.int(1), username: s.text(2), scope: Self.words(s.text(3)),
-                                         redirectURI: s.optionalText(4), codeChallenge: s.optionalText(5),
-                                         codeChallengeMethod: s.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
-                                         expiresAt: s.int(7), consumed: s.optionalInt(8) != nil, userDisabled: s.int(10) != 0),
-                 s.optionalInt(9))
+                StoredCode(record: AuthorizationCodeRecord(
+                    clientID: s.text(0), userID: s.int(1), username: s.text(2), scope: Self.words(s.text(3)),
+                    redirectURI: s.optionalText(4), codeChallenge: s.optionalText(5),
+                    codeChallengeMethod: s.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
+                    expiresAt: s.int(7), consumed: s.optionalInt(8) != nil, userDisabled: s.int(10) != 0),
+                           familyID: s.optionalInt(9))
             }
-            guard let (record, familyID) = row else { return .notFound }
-            if record.consumed {
-                guard record.clientID.sameBytes(as: clientID) else { return .notFound }
-                if let familyID { try revokeFamily(familyID, now: now) }
-                return .replayed
+            let verdict = decide(stored)
+            switch verdict {
+            case .refuse:
+                break
+            case .revokeGrant:
+                if let family = stored?.familyID { try revokeFamilyRows(family, now: now) }
+            case .redeem(let tokens, let scope):
+                guard let code = stored?.record else { break }
+                try db.run("UPDATE codes SET consumed_at = ? WHERE hash = ?", [.int(now), .blob(hash)])
+                let family = try insertFamily(clientID: code.clientID, userID: code.userID, scope: scope, now: now,
+                                              expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
+                try insertTokens(tokens, family: family, clientID: code.clientID, userID: code.userID, scope: scope,
+                                 generation: 0, now: now)
+                try db.run("UPDATE codes SET family_id = ? WHERE hash = ?", [.int(family), .blob(hash)])
             }
-            try check(record)
-            guard try db.run("UPDATE codes SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL", [.int(now), .blob(hash)]) == 1
-            else { return .replayed }
-            let family = try insertFamily(clientID: record.clientID, userID: record.userID, scope: record.scope, now: now,
-                                          expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
-            try insertTokens(tokens, family: family, clientID: record.clientID, userID: record.userID, scope: record.scope,
-                             generation: 0, now: now)
-            try db.run("UPDATE codes SET family_id = ? WHERE hash = ?", [.int(family), .blob(hash)])
-            return .issued(record)
+            return verdict
         }
     }
 
@@ -108,14 +57,16 @@ extension SQLiteStore {
     /// critical write: tokens forgotten on power loss only stop working (fail safe). A grant
     /// with neither user nor refresh token (client_credentials) is its access token alone:
     /// no family row (see migration 4).
-    public func issue(clientID: String, userID: Int64?, scope: [String], tokens: NewTokens, now: Int64) throws {
+    public func issue(_ grant: NewGrant) throws {
+        let tokens = grant.tokens
         try db.writeTransaction(critical: false) {
             var family: Int64? = nil
-            if userID != nil || tokens.refreshHash != nil {
-                family = try insertFamily(clientID: clientID, userID: userID, scope: scope, now: now,
+            if grant.userID != nil || tokens.refreshHash != nil {
+                family = try insertFamily(clientID: grant.clientID, userID: grant.userID, scope: grant.scope, now: grant.now,
                                           expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
             }
-            try insertTokens(tokens, family: family, clientID: clientID, userID: userID, scope: scope, generation: 0, now: now)
+            try insertTokens(tokens, family: family, clientID: grant.clientID, userID: grant.userID, scope: grant.scope,
+                             generation: 0, now: grant.now)
         }
     }
 
@@ -136,64 +87,53 @@ extension SQLiteStore {
                          .int(now), .int(t.accessExpiresAt), .int(generation)])
         if let r = t.refreshHash {
             try db.run(sql, [.blob(r), .int(1), .optional(family), .text(clientID), .optional(userID), .text(scopeText),
-                             .int(now), .int(min(t.refreshExpiresAt, t.familyExpiresAt)), .int(generation)])
+                             .int(now), .int(t.refreshExpiresAt), .int(generation)])
         }
     }
 
     // MARK: - refresh rotation
 
-    /// Rotates a refresh token in one `BEGIN IMMEDIATE` transaction (RFC 6749 §6, RFC 9700
-    /// §4.14.2). `decide` applies the protocol rules (client, scope) and answers the scope of
-    /// the new tokens. A token already rotated is reuse: the family is revoked, unless it is
-    /// the immediately preceding generation still inside `graceSeconds`. A token presented
-    /// by another client than `clientID` changes nothing (RFC 6749 §10.4: a client cannot
-    /// revoke, by replaying it, a family that is not its own).
-    public func rotateRefreshToken(hash: [UInt8], clientID: String, now: Int64, graceSeconds: Int64, tokens: NewTokens,
-                                   decide: (RefreshCandidate) throws -> [String]) throws -> RefreshOutcome {
+    /// Loads the refresh token and its family, lets the core decide (RFC 6749 §6, RFC 9700
+    /// §4.14.2), and applies the verdict, in one `BEGIN IMMEDIATE` transaction.
+    public func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) -> RefreshVerdict) throws
+        -> RefreshVerdict
+    {
         try db.writeTransaction {
-            let row = try db.queryOne("""
-                SELECT t.kind, t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
+            let stored = try db.queryOne("""
+                SELECT t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
                        t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
                        f.scope, COALESCE(u.disabled, 0), t.grace_used_at
                 FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
-                WHERE t.hash = ?
+                WHERE t.hash = ? AND t.kind = 1
                 """, [.blob(hash)]) { s in
-                (kind: s.int(0), record: TokenRecord(kind: .refresh, clientID: s.text(1), username: s.optionalText(3),
-                                                     scope: Self.words(s.text(4)), issuedAt: s.int(5), expiresAt: s.int(6),
-                                                     revoked: s.optionalInt(7) != nil || s.optionalInt(13) != nil,
-                                                     familyID: s.int(9), rotatedAt: s.optionalInt(8)),
-                 userID: s.optionalInt(2), generation: s.int(10), familyGeneration: s.int(11), familyExpires: s.int(12),
-                 familyScope: Self.words(s.text(14)), disabled: s.int(15) != 0, graceUsed: s.optionalInt(16) != nil)
+                StoredRefreshToken(
+                    record: TokenRecord(kind: .refresh, clientID: s.text(0), username: s.optionalText(2),
+                                        scope: Self.words(s.text(3)), issuedAt: s.int(4), expiresAt: s.int(5),
+                                        revoked: s.optionalInt(6) != nil || s.optionalInt(12) != nil,
+                                        familyID: s.int(8), rotatedAt: s.optionalInt(7)),
+                    userID: s.optionalInt(1), userDisabled: s.int(14) != 0, generation: s.int(9), familyGeneration: s.int(10),
+                    familyExpiresAt: s.int(11), familyScope: Self.words(s.text(13)), graceUsed: s.optionalInt(15) != nil)
             }
-            guard let row, row.kind == 1 else { return .invalid("unknown refresh token") }
-            let r = row.record
-            guard r.clientID.sameBytes(as: clientID) else { return .invalid("refresh token was issued to another client") }
-            if r.revoked { return .invalid("refresh token revoked") }
-            var grace = false
-            if let rotatedAt = r.rotatedAt {
-                // One retry, by the immediately preceding generation, inside the window.
-                grace = graceSeconds > 0 && now - rotatedAt <= graceSeconds && row.generation == row.familyGeneration - 1
-                    && !row.graceUsed
-                if !grace {
-                    try revokeFamily(r.familyID, now: now)
-                    return .reuseDetected
+            let verdict = decide(stored)
+            switch verdict {
+            case .refuse:
+                break
+            case .revokeFamily:
+                if let family = stored?.record.familyID { try revokeFamilyRows(family, now: now) }
+            case .rotate(let r):
+                guard let stored else { break }
+                let family = stored.record.familyID
+                if r.withinGrace {
+                    try db.run("UPDATE tokens SET grace_used_at = ? WHERE hash = ?", [.int(now), .blob(hash)])
+                } else {
+                    try db.run("UPDATE tokens SET rotated_at = ? WHERE family_id = ? AND kind = 1 AND rotated_at IS NULL",
+                               [.int(now), .int(family)])
+                    try db.run("UPDATE families SET refresh_generation = ? WHERE id = ?", [.int(r.generation), .int(family)])
                 }
+                try insertTokens(r.tokens, family: family, clientID: stored.record.clientID, userID: stored.userID,
+                                 scope: r.scope, generation: r.generation, now: now)
             }
-            if now >= r.expiresAt || now >= row.familyExpires { return .invalid("refresh token expired") }
-            let scope = try decide(RefreshCandidate(record: r, userDisabled: row.disabled, familyScope: row.familyScope))
-            let generation = grace ? row.familyGeneration : row.familyGeneration + 1
-            if grace {
-                try db.run("UPDATE tokens SET grace_used_at = ? WHERE hash = ?", [.int(now), .blob(hash)])
-            } else {
-                try db.run("UPDATE tokens SET rotated_at = ? WHERE family_id = ? AND kind = 1 AND rotated_at IS NULL",
-                           [.int(now), .int(r.familyID)])
-                try db.run("UPDATE families SET refresh_generation = ? WHERE id = ?", [.int(generation), .int(r.familyID)])
-            }
-            var t = tokens
-            t.familyExpiresAt = row.familyExpires
-            try insertTokens(t, family: r.familyID, clientID: r.clientID, userID: row.userID, scope: scope,
-                             generation: generation, now: now)
-            return .rotated(scope: scope, username: r.username)
+            return verdict
         }
     }
 
@@ -214,27 +154,16 @@ extension SQLiteStore {
         }
     }
 
-    /// RFC 7009 §2.1: revokes `hash` if it belongs to `clientID`; a refresh token takes its
-    /// whole family (the access tokens issued from it) along. Answers whether anything changed.
     @discardableResult
-    public func revoke(hash: [UInt8], clientID: String, now: Int64) throws -> Bool {
+    public func revokeToken(hash: [UInt8], now: Int64) throws -> Bool {
         try db.writeTransaction {
-            guard let (kind, family, owner) = try db.queryOne("SELECT kind, family_id, client_id FROM tokens WHERE hash = ?",
-                                                              [.blob(hash)], { ($0.int(0), $0.int(1), $0.text(2)) }),
-                owner.sameBytes(as: clientID)
-            else { return false }
-            if kind == 1 {
-                try revokeFamily(family, now: now)
-            } else {
-                try db.run("UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL", [.int(now), .blob(hash)])
-            }
-            return true
+            try db.run("UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL", [.int(now), .blob(hash)]) == 1
         }
     }
 
     /// Operator revocation: every grant of a client or of a user. Answers the grants revoked
     /// (families, and a client's client_credentials tokens, which have none).
-    public func revokeAll(clientID: String? = nil, username: String? = nil, now: Int64) throws -> Int {
+    public func revokeAll(clientID: String?, username: String?, now: Int64) throws -> Int {
         try db.writeTransaction {
             if let clientID {
                 // client_credentials tokens have no family (a scan: an operator command, not a hot path).
@@ -249,14 +178,19 @@ extension SQLiteStore {
         }
     }
 
-    func revokeFamily(_ id: Int64, now: Int64) throws {
+    public func revokeFamily(_ id: Int64, now: Int64) throws {
+        try db.writeTransaction { try revokeFamilyRows(id, now: now) }
+    }
+
+    /// Inside a write transaction.
+    func revokeFamilyRows(_ id: Int64, now: Int64) throws {
         try db.run("UPDATE families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [.int(now), .int(id)])
         try db.run("UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL", [.int(now), .int(id)])
     }
 
     func revokeFamilies(where condition: String, _ bindings: [SQLValue], now: Int64) throws -> Int {
         let ids = try db.query("SELECT id FROM families WHERE revoked_at IS NULL AND \(condition)", bindings) { $0.int(0) }
-        for id in ids { try revokeFamily(id, now: now) }
+        for id in ids { try revokeFamilyRows(id, now: now) }
         return ids.count
     }
 
@@ -277,7 +211,7 @@ extension SQLiteStore {
     /// emptied them, so the check costs one index probe per deleted token, never a scan of
     /// every live family; families left empty some other way (older versions, a crash)
     /// still go when `expires_at` passes.
-    public func purgeExpired(now: Int64, batch: Int = 1000, sessionIdleSeconds: Int64, progress: ((String, Int) -> Void)? = nil)
+    public func purgeExpired(now: Int64, batch: Int, sessionIdleSeconds: Int64, progress: ((String, Int) -> Void)?)
         throws -> [String: Int]
     {
         precondition(batch > 0, "purge batch must be positive")

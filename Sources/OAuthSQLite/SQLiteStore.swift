@@ -2,7 +2,7 @@ import OAuthCore
 
 /// Everything Gatehouse keeps, behind grant-level operations that are each one
 /// transaction. No SQL lives outside this module.
-public final class SQLiteStore {
+public final class SQLiteStore: AuthorizationStore {
     public let db: Connection
 
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, durable: Bool = true) throws {
@@ -143,23 +143,6 @@ extension SQLiteStore {
 
 // MARK: - browser sessions, consent, login throttling
 
-/// A browser session row; the cookie holds the id, the table only its hash.
-public struct SessionRecord: Sendable, Equatable {
-    public var csrf: String
-    public var userID: Int64?
-    public var authenticatedAt: Int64?
-    public var createdAt: Int64
-    public var lastSeenAt: Int64
-
-    public init(csrf: String, userID: Int64?, authenticatedAt: Int64?, createdAt: Int64, lastSeenAt: Int64) {
-        self.csrf = csrf
-        self.userID = userID
-        self.authenticatedAt = authenticatedAt
-        self.createdAt = createdAt
-        self.lastSeenAt = lastSeenAt
-    }
-}
-
 extension SQLiteStore {
     func insertSession(idHash: [UInt8], csrf: String, userID: Int64?, now: Int64) throws {
         try db.run("INSERT INTO sessions (id_hash, csrf, user_id, authenticated_at, created_at, last_seen_at) VALUES (?,?,?,?,?,?)",
@@ -178,7 +161,7 @@ extension SQLiteStore {
     }
 
     public func touchSession(idHash: [UInt8], now: Int64) throws {
-        try db.writeTransaction(critical: false) {
+        _ = try db.writeTransaction(critical: false) {
             try db.run("UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?", [.int(now), .blob(idHash)])
         }
     }
@@ -217,7 +200,7 @@ extension SQLiteStore {
     }
 
     public func saveConsent(userID: Int64, clientID: String, scope: [String], now: Int64) throws {
-        try db.writeTransaction(critical: false) {
+        _ = try db.writeTransaction(critical: false) {
             try db.run("INSERT OR REPLACE INTO consents (user_id, client_id, scope, granted_at) VALUES (?,?,?,?)",
                        [.int(userID), .text(clientID), .text(scope.sorted().joined(separator: " ")), .int(now)])
         }
@@ -253,6 +236,9 @@ extension SQLiteStore {
     }
 
     public func clearLoginFailures(key: String) throws {
-        try db.writeTransaction(critical: false) { try db.run("DELETE FROM login_failures WHERE key = ?", [.text(key)]) }
+        _ = try db.writeTransaction(critical: false) { try db.run("DELETE FROM login_failures WHERE key = ?", [.text(key)]) }
     }
 }
+
+/// Busy, locked and full-disk errors are temporary (503); the rest are server errors.
+extension SQLiteError: StorageFailure {}

@@ -3,7 +3,6 @@ import AuthServer
 import Foundation
 import OAuthCore
 import OAuthCrypto
-import OAuthSQLite
 
 struct ClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,7 @@
 import ArgumentParser
 import AuthServer
 import Foundation
-import OAuthSQLite
+import OAuthCore
 
 struct Gatehouse: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,10 +24,10 @@ struct ConfigOptions: ParsableArguments {
 
     /// Loads the configuration (writing the default file on first use) and opens the
     /// database with migrations applied.
-    func open() throws -> (ServerConfig, SQLiteStore, SecretKey) {
+    func open() throws -> (ServerConfig, any AuthorizationStore, SecretKey) {
         let c = try ServerConfig.load(path: path, home: home, createIfMissing: true)
         try FileManager.default.createDirectory(atPath: c.home, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: c.database, busyTimeoutMilliseconds: Int32(c.busyTimeoutMilliseconds))
+        let store = try StoreBackend.openForTools(c)
         try store.migrate()
         return (c, store, try SecretKey.loadOrCreate(path: c.secretKeyFile))
     }
@@ -70,7 +70,7 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         let c = try ServerConfig.load(path: options.path, home: options.home, createIfMissing: true)
-        let store = try SQLiteStore(path: c.database)
+        let store = try StoreBackend.openForTools(c)
         let ran = try store.migrate()
         print("database \(c.database): schema version \(try store.schemaVersion()) (\(ran) migration(s) applied)")
     }

@@ -3,7 +3,6 @@ import AuthServer
 import Foundation
 import OAuthCore
 import OAuthCrypto
-import OAuthSQLite
 
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

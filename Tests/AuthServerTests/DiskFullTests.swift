@@ -29,13 +29,15 @@ final class DiskFullTests: XCTestCase {
     }
 
     /// From now on the database may not grow by a single page.
-    func fillDisk(_ store: SQLiteStore) throws {
+    func fillDisk(_ app: App) throws {
+        let store = try XCTUnwrap(app.store as? SQLiteStore)
         try store.db.execute("PRAGMA incremental_vacuum")  // no free page left to grow into
         let pages = try XCTUnwrap(try store.db.queryOne("PRAGMA page_count") { $0.int(0) })
         try store.db.execute("PRAGMA max_page_count = \(pages)")
     }
 
-    func freeDisk(_ store: SQLiteStore) throws {
+    func freeDisk(_ app: App) throws {
+        let store = try XCTUnwrap(app.store as? SQLiteStore)
         try store.db.execute("PRAGMA max_page_count = 1073741823")
     }
 
@@ -60,7 +62,7 @@ final class DiskFullTests: XCTestCase {
 
     func testTokenEndpointAnswers503TemporarilyUnavailableWhenTheDatabaseIsFull() throws {
         let app = try makeApp()
-        try fillDisk(app.store)
+        try fillDisk(app)
         // The tables' pages fill up request by request; every 200 before that is a stored token.
         var issued: [String] = []
         var full: HTTPResponse?
@@ -85,7 +87,7 @@ final class DiskFullTests: XCTestCase {
             XCTAssertTrue(introspect(app, token).contains(#""active":true"#))
         }
         // Space again: the same connection writes without a restart.
-        try freeDisk(app.store)
+        try freeDisk(app)
         let again = tokenRequest(app)
         XCTAssertEqual(again.status, 200)
         let token = try XCTUnwrap(Self.json(again)["access_token"] as? String)
@@ -102,7 +104,7 @@ final class DiskFullTests: XCTestCase {
         XCTAssertTrue(try app.store.replaceSession(oldIDHash: nil, newIDHash: app.key.hash("full-session"), csrf: "c",
                                                    userID: user, now: now))
         try app.store.saveConsent(userID: user, clientID: "full-client", scope: ["PRODUCTION"], now: now)
-        try fillDisk(app.store)
+        try fillDisk(app)
         let query = "response_type=code&client_id=full-client&scope=PRODUCTION&state=xyz&redirect_uri="
             + callback.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         var full: HTTPResponse?

@@ -12,29 +12,32 @@ struct LeanSchemaTests {
         let (store, _) = try temporaryStore()
         _ = try seed(store)
         let families = { try store.db.queryOne("SELECT count(*) FROM families") { $0.int(0) } ?? -1 }
-        try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("cc1", nil), now: 100)
-        try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("cc2", nil), now: 100)
+        try issue(store, user: nil, plan("cc1", nil), now: 100)
+        try issue(store, user: nil, plan("cc2", nil), now: 100)
         #expect(try families() == 0)
         let found = try #require(try store.token(hash: Digest.sha256("cc1")))
         #expect(found.record.isActive(at: 200) && found.record.familyID == 0 && found.record.clientID == "c1")
         // RFC 7009: revoking one revokes that one.
-        #expect(try store.revoke(hash: Digest.sha256("cc1"), clientID: "c1", now: 150))
+        try Revocation.revoke(tokenHash: Digest.sha256("cc1"), by: testClient, in: store, now: 150)
         #expect(try store.token(hash: Digest.sha256("cc1"))?.record.revoked == true)
         #expect(try store.token(hash: Digest.sha256("cc2"))?.record.revoked == false)
         // Another client cannot revoke it.
-        #expect(try !store.revoke(hash: Digest.sha256("cc2"), clientID: "c2", now: 150))
+        var other = testClient
+        other.id = "c2"
+        try Revocation.revoke(tokenHash: Digest.sha256("cc2"), by: other, in: store, now: 150)
+        #expect(try store.token(hash: Digest.sha256("cc2"))?.record.revoked == false)
         // The operator's "revoke everything of this client" reaches it.
-        #expect(try store.revokeAll(clientID: "c1", now: 160) == 1)
+        #expect(try store.revokeAll(clientID: "c1", username: nil, now: 160) == 1)
         #expect(try store.token(hash: Digest.sha256("cc2"))?.record.revoked == true)
         // A grant with a user or a refresh token still has its family.
-        try store.issue(clientID: "c1", userID: 1, scope: ["A"], tokens: plan("pw", "pwr"), now: 100)
+        try issue(store, user: 1, plan("pw", "pwr"), now: 100)
         #expect(try families() == 1)
         // Purge takes expired familyless tokens like any other.
         let counts = try store.purgeExpired(now: 100 + 3600, sessionIdleSeconds: 1800)
         #expect(counts["tokens"] == 3)  // cc1, cc2 and the password grant's access token
         #expect(try store.token(hash: Digest.sha256("cc2")) == nil)
         // Removing the client removes its familyless tokens too (foreign key).
-        try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("cc3", nil, now: 5000), now: 5000)
+        try issue(store, user: nil, plan("cc3", nil, now: 5000), now: 5000)
         #expect(try store.removeClient(id: "c1"))
         #expect(try store.token(hash: Digest.sha256("cc3")) == nil)
         #expect(try store.db.queryOne("SELECT count(*) FROM tokens") { $0.int(0) } == 0)
@@ -65,12 +68,16 @@ struct LeanSchemaTests {
         }
         #expect(try store.token(hash: [3])?.record.familyID == 2)
         // The upgraded refresh token still rotates, and its reuse still revokes the family.
-        let rotated = try store.rotateRefreshToken(hash: [3], clientID: "c1", now: 300, graceSeconds: 0,
-                                                   tokens: plan("a-new", "r-new", now: 300)) { $0.familyScope }
-        #expect(rotated == .rotated(scope: ["A"], username: "john@org"))
-        let reused = try store.rotateRefreshToken(hash: [3], clientID: "c1", now: 301, graceSeconds: 0,
-                                                  tokens: plan("a-x", "r-x", now: 301)) { $0.familyScope }
-        #expect(reused == .reuseDetected)
+        guard case .rotate(let rotated) = try rotate(store, hash: [3], now: 300, plan("a-new", "r-new", now: 300)) else {
+            Issue.record("not rotated")
+            return
+        }
+        #expect(rotated.scope == ["A"])
+        #expect(try store.token(hash: Digest.sha256("a-new"))?.record.username == "john@org")
+        guard case .revokeFamily = try rotate(store, hash: [3], now: 301, plan("a-x", "r-x", now: 301)) else {
+            Issue.record("reuse not detected")
+            return
+        }
         #expect(try store.token(hash: [2])?.record.revoked == true)
         #expect(try store.db.queryOne("PRAGMA foreign_key_check") { $0.text(0) } == nil)
     }

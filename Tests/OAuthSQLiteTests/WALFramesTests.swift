@@ -26,7 +26,7 @@ struct WALFramesTests {
     @Test("client_credentials: one access token and its family per request")
     func clientCredentials() throws {
         let perToken = try framesPerStep { store, i in
-            try store.issue(clientID: "c1", userID: nil, scope: ["A"], tokens: plan("a\(i)", nil), now: 100)
+            try issue(store, user: nil, plan("a\(i)", nil))
         }
         print("WAL frames per client_credentials token: \(String(format: "%.2f", perToken))")
         // Regression guards: 7.92 frames before migration 4 gave these tokens no family row, 2.6 after; 10.54 per rotation.
@@ -39,8 +39,7 @@ struct WALFramesTests {
             try store.insertCode(hash: Digest.sha256("code\(i)"), AuthorizationCodeRecord(
                 clientID: "c1", userID: 1, username: "", scope: ["A"], redirectURI: nil, codeChallenge: nil,
                 codeChallengeMethod: nil, expiresAt: 1000))
-            _ = try store.redeemCode(hash: Digest.sha256("code\(i)"), clientID: "c1", now: 100,
-                                     tokens: plan("a\(i)", "r\(i)"), check: { _ in })
+            _ = try redeem(store, "code\(i)", plan("a\(i)", "r\(i)"))
         }
         print("WAL frames per code (issue and exchange): \(String(format: "%.2f", perStep))")
         #expect(perStep < 18)  // 16.74 on 2026-11-30; without families_client and families_user 14.65 (not taken: operator commands would scan)
@@ -51,11 +50,10 @@ struct WALFramesTests {
         var current = "r-seed"
         let perStep = try framesPerStep { store, i in
             if i == 0 {
-                try store.issue(clientID: "c1", userID: 1, scope: ["A"], tokens: plan("a-seed", current), now: 100)
+                try issue(store, user: 1, plan("a-seed", current), now: 100)
             }
             let next = "r\(i)"
-            _ = try store.rotateRefreshToken(hash: Digest.sha256(current), clientID: "c1", now: 100, graceSeconds: 0,
-                                             tokens: plan("a\(i)", next)) { $0.familyScope }
+            _ = try rotate(store, hash: Digest.sha256(current), now: 100, plan("a\(i)", next))
             current = next
         }
         print("WAL frames per refresh rotation: \(String(format: "%.2f", perStep))")

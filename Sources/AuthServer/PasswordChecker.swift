@@ -1,0 +1,48 @@
+import OAuthCore
+import OAuthCrypto
+
+/// Verifies passwords for the login form and the password grant, with throttling per
+/// username and per client address, under the host's bound on concurrent hashing.
+public final class PasswordChecker: PasswordVerifier {
+    let store: any UserStore & LoginThrottleStore
+    let config: ServerConfig
+    let clock: Clock
+    let hasher = PasswordHasher()
+    /// Set by the worker loop: the host-wide bound on concurrent password hashing.
+    var gate: PasswordHashGate
+
+    init(store: any UserStore & LoginThrottleStore, config: ServerConfig, clock: Clock, gate: PasswordHashGate) {
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.gate = gate
+    }
+
+    /// nil on any failure (unknown user, wrong password, disabled, locked). Unknown and known
+    /// names cost the same hash; a locked name or address costs none (locks are kept for
+    /// unknown names too, so a fast answer tells nothing about which accounts exist).
+    /// Throws `PasswordChecksBusy` when the host's hashing places are all taken.
+    public func verify(username: String, password: String, address: String) throws -> User? {
+        let keys = ["user:" + username, "addr:" + address]
+        let now = clock.now()
+        if try store.lockedUntil(keys: keys, now: now) != nil { return nil }
+        let user = try store.user(named: username)
+        let matched = gate.run {
+            guard let user else {
+                hasher.verifyDummy(password)  // an unknown name costs the same time as a known one
+                return false
+            }
+            return PasswordHasher.verify(password, against: user.passwordHash)
+        }
+        guard let matched else { throw PasswordChecksBusy() }
+        guard matched, let user, !user.disabled else {
+            try store.recordLoginFailure(keys: ["user:" + username], now: now, limit: config.loginMaxFailures,
+                                         window: config.loginFailureWindow, lockout: config.loginLockout)
+            try store.recordLoginFailure(keys: ["addr:" + address], now: now, limit: config.loginAddressMaxFailures,
+                                         window: config.loginFailureWindow, lockout: config.loginLockout)
+            return nil
+        }
+        try store.clearLoginFailures(key: "user:" + username)
+        return user
+    }
+}

@@ -1,0 +1,52 @@
+/// RFC 6749 §4.1.3 with RFC 7636 §4.6: a code for tokens, once.
+public struct AuthorizationCodeGrant: TokenGrant {
+    public let grantType = GrantType.authorizationCode
+    let context: GrantContext
+
+    public init(_ context: GrantContext) { self.context = context }
+
+    public func issue(_ request: TokenRequest) throws -> IssuedTokens {
+        let code = try request.params.required("code")
+        let redirectURI = try request.params.single("redirect_uri")
+        let verifier = try request.params.single("code_verifier")
+        let client = request.client
+        let now = context.clock.now()
+        let minted = context.mint(refresh: client.allows(.refreshToken), now: now)
+        let verdict = try context.store.redeemCode(hash: context.tokens.hash(code), now: now) { stored in
+            Self.decide(stored, client: client, redirectURI: redirectURI, codeVerifier: verifier, now: now, tokens: minted.plan)
+        }
+        switch verdict {
+        case .redeem(_, let scope):
+            return context.issued(minted, scope: scope)
+        case .refuse(let error):
+            throw error
+        case .revokeGrant(let error):
+            context.report(.codeReplayed(clientID: client.id))
+            throw error
+        }
+    }
+
+    /// The rules for one presented code, decided inside the store's atomic step.
+    ///
+    /// - §4.1.3: the code must exist, be issued to this client, be unexpired, and the
+    ///   redirect_uri must match the authorization request's.
+    /// - §4.1.2: "If an authorization code is used more than once, the authorization server
+    ///   MUST deny the request and SHOULD revoke (when possible) all tokens previously issued
+    ///   based on that authorization code." Only for the client it was issued to: another
+    ///   client presenting it learns nothing and revokes nothing (§10.4's spirit).
+    public static func decide(_ stored: StoredCode?, client: Client, redirectURI: String?, codeVerifier: String?, now: Int64,
+                              tokens: NewTokens) -> CodeVerdict {
+        guard let stored else { return .refuse(.invalidGrant("invalid authorization code")) }
+        let record = stored.record
+        if record.consumed {
+            guard record.clientID.sameBytes(as: client.id) else { return .refuse(.invalidGrant("invalid authorization code")) }
+            return .revokeGrant(.invalidGrant("authorization code already used; tokens issued from it are revoked"))
+        }
+        do {
+            try TokenRules.checkCode(record, client: client, redirectURI: redirectURI, codeVerifier: codeVerifier, now: now)
+        } catch {
+            return .refuse(error)
+        }
+        return .redeem(tokens, scope: record.scope)
+    }
+}

@@ -1,0 +1,18 @@
+/// RFC 6749 §4.4: a confidential client acting on its own behalf.
+public struct ClientCredentialsGrant: TokenGrant {
+    public let grantType = GrantType.clientCredentials
+    let context: GrantContext
+
+    public init(_ context: GrantContext) { self.context = context }
+
+    public func issue(_ request: TokenRequest) throws -> IssuedTokens {
+        let client = request.client
+        let scope = try Scope.resolve(requested: try request.params.single("scope"), allowed: client.allowedScopes,
+                                      defaults: client.defaultScopes)
+        let now = context.clock.now()
+        // §4.4.3: "A refresh token SHOULD NOT be included."
+        let minted = context.mint(refresh: false, now: now)
+        try context.store.issue(NewGrant(clientID: client.id, userID: nil, scope: scope, tokens: minted.plan, now: now))
+        return context.issued(minted, scope: scope)
+    }
+}

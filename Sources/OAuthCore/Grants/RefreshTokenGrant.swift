@@ -1,0 +1,69 @@
+/// RFC 6749 §6 with rotation, reuse detection and a grace window (RFC 9700 §4.14.2).
+public struct RefreshTokenGrant: TokenGrant {
+    public let grantType = GrantType.refreshToken
+    let context: GrantContext
+
+    public init(_ context: GrantContext) { self.context = context }
+
+    public func issue(_ request: TokenRequest) throws -> IssuedTokens {
+        let presented = try request.params.required("refresh_token")
+        let requestedScope = try request.params.single("scope")
+        let client = request.client
+        let now = context.clock.now()
+        var minted: (access: String, refresh: String?, plan: NewTokens)?
+        let verdict = try context.store.rotateRefreshToken(hash: context.tokens.hash(presented), now: now) { stored in
+            Self.decide(stored, client: client, requestedScope: requestedScope, now: now,
+                        graceSeconds: context.lifetimes.refreshGrace) { familyExpiresAt in
+                let fresh = context.mint(refresh: true, now: now, familyExpiresAt: familyExpiresAt)
+                minted = fresh
+                return fresh.plan
+            }
+        }
+        switch verdict {
+        case .rotate(let rotation):
+            guard let minted else { throw OAuthError.serverError("rotation without minted tokens") }
+            return context.issued(minted, scope: rotation.scope)
+        case .refuse(let error):
+            throw error
+        case .revokeFamily(let error):
+            context.report(.refreshTokenReused(clientID: client.id))
+            throw error
+        }
+    }
+
+    /// The rules for one presented refresh token, decided inside the store's atomic step.
+    /// `mint` makes the new tokens for a family ending at the given time.
+    ///
+    /// - §10.4: a token presented by another client than its own changes nothing: a client
+    ///   cannot revoke, by replaying it, a family that is not its own.
+    /// - RFC 9700 §4.14.2: a rotated token presented again is reuse and revokes the family,
+    ///   except one retry by the immediately preceding generation inside `graceSeconds`.
+    /// - §6: the new scope may narrow the original grant's, never widen it; a disabled
+    ///   resource owner gets nothing.
+    public static func decide(_ stored: StoredRefreshToken?, client: Client, requestedScope: String?, now: Int64,
+                              graceSeconds: Int64, mint: (_ familyExpiresAt: Int64) -> NewTokens) -> RefreshVerdict {
+        guard let stored else { return .refuse(.invalidGrant("unknown refresh token")) }
+        let token = stored.record
+        guard token.clientID.sameBytes(as: client.id) else { return .refuse(.invalidGrant("refresh token was issued to another client")) }
+        if token.revoked { return .refuse(.invalidGrant("refresh token revoked")) }
+        var withinGrace = false
+        if let rotatedAt = token.rotatedAt {
+            withinGrace = graceSeconds > 0 && now - rotatedAt <= graceSeconds
+                && stored.generation == stored.familyGeneration - 1 && !stored.graceUsed
+            guard withinGrace else {
+                return .revokeFamily(.invalidGrant("refresh token already used; its token family is revoked"))
+            }
+        }
+        if now >= token.expiresAt || now >= stored.familyExpiresAt { return .refuse(.invalidGrant("refresh token expired")) }
+        let scope: [String]
+        do {
+            scope = try TokenRules.checkRefresh(token, userDisabled: stored.userDisabled, familyScope: stored.familyScope,
+                                                client: client, requestedScope: requestedScope)
+        } catch {
+            return .refuse(error)
+        }
+        return .rotate(RefreshRotation(tokens: mint(stored.familyExpiresAt), scope: scope,
+                                       generation: withinGrace ? stored.familyGeneration : stored.familyGeneration + 1,
+                                       withinGrace: withinGrace))
+    }
+}
