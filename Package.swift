@@ -44,9 +44,9 @@ let package = Package(
             ],
             resources: [
                 // Compiled into the binary so a copied binary needs no resource folder.
-                .embedInCode("Pages/Templates/login.mustache"),
-                .embedInCode("Pages/Templates/consent.mustache"),
-                .embedInCode("Pages/Templates/error.mustache"),
+                .embedInCode("Browser/Pages/Templates/login.mustache"),
+                .embedInCode("Browser/Pages/Templates/consent.mustache"),
+                .embedInCode("Browser/Pages/Templates/error.mustache"),
             ]
         ),
         .executableTarget(

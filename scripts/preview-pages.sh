@@ -4,7 +4,7 @@
 set -euo pipefail
 
 out="${1:-/tmp/gatehouse-pages}"
-templates="$(cd "$(dirname "$0")/../Sources/AuthServer/Pages/Templates" && pwd)"
+templates="$(cd "$(dirname "$0")/../Sources/AuthServer/Browser/Pages/Templates" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"

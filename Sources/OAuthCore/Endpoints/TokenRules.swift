@@ -50,13 +50,4 @@ public enum TokenRules {
         }
         try PKCE.check(verifier: codeVerifier, challenge: code.codeChallenge, method: code.codeChallengeMethod)
     }
-
-    /// RFC 6749 §6 for a stored refresh token: issued to this client, user still enabled,
-    /// scope no wider than the original grant.
-    public static func checkRefresh(_ token: TokenRecord, userDisabled: Bool, familyScope: [String], client: Client,
-                                    requestedScope: String?) throws(OAuthError) -> [String] {
-        guard token.clientID.sameBytes(as: client.id) else { throw .invalidGrant("the refresh token was issued to another client") }
-        guard !userDisabled else { throw .invalidGrant("the resource owner's account is disabled") }
-        return try Scope.narrow(requested: requestedScope, granted: familyScope)
-    }
 }

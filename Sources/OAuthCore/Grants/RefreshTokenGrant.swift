@@ -55,10 +55,10 @@ public struct RefreshTokenGrant: TokenGrant {
             }
         }
         if now >= token.expiresAt || now >= stored.familyExpiresAt { return .refuse(.invalidGrant("refresh token expired")) }
+        guard !stored.userDisabled else { return .refuse(.invalidGrant("the resource owner's account is disabled")) }
         let scope: [String]
         do {
-            scope = try TokenRules.checkRefresh(token, userDisabled: stored.userDisabled, familyScope: stored.familyScope,
-                                                client: client, requestedScope: requestedScope)
+            scope = try Scope.narrow(requested: requestedScope, granted: stored.familyScope)
         } catch {
             return .refuse(error)
         }
