@@ -18,7 +18,8 @@ public final class TaskRunner {
     private var closed = false
     private let prepareChild: () -> Void
 
-    /// `prepareChild` runs first in every task child (the master closes its self-pipe there).
+    /// `prepareChild` runs in every task child before its body (the master closes its
+    /// self-pipe there).
     init(prepareChild: @escaping () -> Void = {}) {
         self.prepareChild = prepareChild
     }
@@ -46,9 +47,9 @@ public final class TaskRunner {
             return false
         }
         if pid == 0 {
-            prepareChild()
-            // A task must not outlive the master, nor make it act on the task's signals.
+            // A task must not make the master act on the task's signals, nor outlive it.
             if csys_install_task_handlers() != 0 || csys_die_with_parent(master) != 0 { _exit(1) }
+            prepareChild()
             _exit(body())
         }
         csys_block_stop_signals(0)
