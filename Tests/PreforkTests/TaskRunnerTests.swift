@@ -60,7 +60,7 @@ extension LoggedTests {
             }
         }
 
-        @Test func theChildRunsPrepareFirst() throws {
+        @Test func theChildRunsPrepareBeforeItsBody() throws {
             try withCapturedLog { _ in
                 var fds: [Int32] = [0, 0]
                 try #require(pipe(&fds) == 0)
