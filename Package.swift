@@ -5,8 +5,9 @@ import PackageDescription
 //   gatehouse ─► AuthServer ─► OAuthCore ─► OAuthCrypto ─► COpenSSL
 //                    ├──────► OAuthSQLite ─► OAuthCore, CSQLite   (a backend of OAuthCore's storage contract)
 //                    │        MemoryStore ─► OAuthCore            (the contract in memory, for tests)
-//                    ├──────► FastCGI ─► CFastCGI
-//                    ├──────► Prefork ─► CSystemShims, Logging
+//                    ├──────► FastCGI ─► CFastCGI, SystemCall
+//                    ├──────► Prefork ─► CSystemShims, Logging, SystemCall
+//                    ├──────► SharedWriteGate ─► CSystemShims
 //                    └──────► Logging
 let package = Package(
     name: "Gatehouse",
@@ -32,14 +33,19 @@ let package = Package(
         // The storage contract in memory: grant tests with a fixed clock, and the reference
         // the contract suite holds every backend to.
         .target(name: "MemoryStore", dependencies: ["OAuthCore"]),
-        .target(name: "FastCGI", dependencies: ["CFastCGI"]),
+        // System calls from Swift: EINTR retried, errno turned into what the caller can do.
+        .target(name: "SystemCall"),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "SystemCall"]),
         // logfmt lines to a file or stderr; every process writes through it.
         .target(name: "Logging"),
-        .target(name: "Prefork", dependencies: ["CSystemShims", "Logging"]),
+        // The master and its children: fork, reap, signals, scoreboard, task children.
+        .target(name: "Prefork", dependencies: ["CSystemShims", "Logging", "SystemCall"]),
+        // The cross-process lock around database writes, made before the master forks.
+        .target(name: "SharedWriteGate", dependencies: ["CSystemShims"]),
         .target(
             name: "AuthServer",
             dependencies: [
-                "OAuthCore", "OAuthCrypto", "OAuthSQLite", "FastCGI", "Prefork", "Logging",
+                "OAuthCore", "OAuthCrypto", "OAuthSQLite", "FastCGI", "Prefork", "SharedWriteGate", "Logging",
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
             resources: [
@@ -65,5 +71,8 @@ let package = Package(
         // The worker's application (App.handle) over a real SQLite file: no nginx, no FastCGI.
         .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore", "OAuthSQLite", "OAuthCrypto"]),
         .testTarget(name: "LoggingTests", dependencies: ["Logging"]),
+        // Process management (states, task children, accept back-off), the system-call
+        // wrapper and the write gate; the tests fork real children.
+        .testTarget(name: "PreforkTests", dependencies: ["Prefork", "SystemCall", "SharedWriteGate"]),
     ]
 )

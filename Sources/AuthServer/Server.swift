@@ -4,6 +4,7 @@ import OAuthCore
 import OAuthSQLite
 import Logging
 import Prefork
+import SharedWriteGate
 
 /// `gatehouse serve`: the composition root where config, store, FastCGI and the
 /// pre-forking master meet.
@@ -44,11 +45,19 @@ public enum Server {
             Log.warn("password_hash_whole_pool", ["workers": config.workers, "password_hash_workers": config.passwordHashWorkers])
         }
 
+        // Made before any fork, so every worker of every generation shares the one gate.
+        let writeGate: WriteGateLock
+        do {
+            writeGate = try WriteGateLock()
+        } catch {
+            Log.error("master_failed", ["detail": "\(error)"])
+            return 1
+        }
         var current = config
         var lastPurge = Int64(time(nil))
         let hooks = MasterHooks(
             workerMain: { context in
-                workerMain(config: current, listenFD: listenFD, context: context)
+                workerMain(config: current, listenFD: listenFD, writeGate: writeGate, context: context)
             },
             reload: {
                 do {
@@ -73,11 +82,12 @@ public enum Server {
                     Log.error("log_reopen_failed", ["path": current.logFile ?? "", "errno": errno])
                 }
             },
-            tick: {
+            tick: { tasks in
                 let now = Int64(time(nil))
                 guard current.purgeInterval > 0, now - lastPurge >= current.purgeInterval else { return }
                 lastPurge = now
-                startPurge(current)
+                let config = current
+                tasks.run("purge") { purge(config) }
             })
         do {
             let master = try Master(workers: config.workers, shutdownTimeout: config.shutdownTimeout, hooks: hooks)
@@ -106,40 +116,62 @@ public enum Server {
     }
 
     /// A worker: its own SQLite connection opened after fork, then one request at a time.
-    static func workerMain(config: ServerConfig, listenFD: Int32, context: WorkerContext) -> Never {
+    static func workerMain(config: ServerConfig, listenFD: Int32, writeGate: WriteGateLock, context: WorkerContext) -> Never {
         let app: App
+        let connection: FastCGIConnection
         do {
-            app = try App.open(config, writeGate: PoolWriteGate(context.writeGate))
+            app = try App.open(config, writeGate: PoolWriteGate(writeGate))
+            connection = try FastCGIConnection(listenFD: listenFD, maxBodyBytes: config.maxBodyBytes)
         } catch {
             Log.error("worker_init_failed", ["detail": "\(error)"])
             exit(3)
         }
-        app.statusProvider = { statusJSON(context) }
+        app.statusProvider = { statusJSON(context.snapshot()) }
         app.passwordHashGate = ScoreboardHashGate(context: context, limit: config.passwordHashWorkers)
-        let connection = FastCGIConnection(listenFD: listenFD, maxBodyBytes: config.maxBodyBytes)
         var served = 0
+        var backoff = AcceptBackoff()
         WorkerSignals.blockStops()
-        while served < config.maxRequests {
-            guard let raw = connection.accept(waitForConnection: WorkerSignals.waitForConnection) else {
-                if WorkerSignals.stopRequested { break }
+        context.enter(.idle)
+        serving: while served < config.maxRequests {
+            switch connection.acceptConnection(waitForConnection: WorkerSignals.waitForConnection) {
+            case .nothing:
+                if WorkerSignals.stopRequested { break serving }
+                continue
+            case .failed(let error):
+                backoff.failed(error)
+                continue
+            case .connection:
+                backoff.succeeded()
+            }
+            context.enter(.reading)
+            guard let raw = connection.readRequest() else {
+                context.enter(.idle)  // the peer broke off
                 continue
             }
-            context.setBusy(true)
-            let response: HTTPResponse
-            if raw.bodyTooLarge {
-                response = .json(413, #"{"error":"invalid_request","error_description":"request body too large"}"#)
-            } else {
-                response = app.handle(httpRequest(raw), endpoint: raw.params["GATEHOUSE_ENDPOINT"])
-            }
-            connection.respond(status: response.status, reason: reason(response.status), headers: response.headers,
-                               body: response.body)
-            connection.finish()
-            context.countRequest()
-            context.setBusy(false)
+            serve(raw, app: app, connection: connection, context: context)
             served += 1
             if WorkerSignals.stopRequested { break }
         }
         exit(0)
+    }
+
+    /// One request, from its parameters to the closed connection, with the worker's state
+    /// on the scoreboard at each step.
+    static func serve(_ raw: FastCGIRequest, app: App, connection: FastCGIConnection, context: WorkerContext) {
+        let endpoint = raw.params["GATEHOUSE_ENDPOINT"]
+        context.enter(.running, endpoint: endpoint ?? "")
+        let response: HTTPResponse
+        if raw.bodyTooLarge {
+            response = .json(413, #"{"error":"invalid_request","error_description":"request body too large"}"#)
+        } else {
+            response = app.handle(httpRequest(raw), endpoint: endpoint)
+        }
+        context.enter(.finishing)
+        connection.respond(status: response.status, reason: reason(response.status), headers: response.headers,
+                           body: response.body)
+        connection.finish()
+        context.countRequest()
+        context.enter(.idle)
     }
 
     /// CGI parameters to an HTTP request value (RFC 3875 §4.1).
@@ -161,32 +193,46 @@ public enum Server {
                            remoteAddress: raw.params["REMOTE_ADDR"] ?? "", isHTTPS: raw.params["HTTPS"] == "on")
     }
 
-    static func statusJSON(_ context: WorkerContext) -> String {
-        let snap = Master.snapshot(context.scoreboard)
+    /// `/gatehouse/status`: the keys before `master` are the original contract (a worker is
+    /// busy in every state but idle); the states and the current request's endpoint and age
+    /// came later.
+    static func statusJSON(_ snap: ScoreboardSnapshot) -> String {
         var o = JSONObject()
-        o.set("requests_served", Int(snap.total))
+        o.set("requests_served", Int(snap.requestsServed))
         o.set("workers", snap.workers.count)
-        o.set("busy_workers", snap.workers.filter { $0.busy != 0 }.count)
-        o.set("password_hashes_in_progress", snap.workers.filter { $0.hashing != 0 }.count)
-        let rows = snap.workers.map { "{\"pid\":\($0.pid),\"requests\":\($0.requests),\"busy\":\($0.busy != 0)}" }
+        o.set("busy_workers", snap.workers.filter { $0.activity.state.isBusy }.count)
+        o.set("password_hashes_in_progress", snap.workers.filter(\.hashing).count)
+        let rows = snap.workers.map { worker -> String in
+            var row = JSONObject()
+            row.set("pid", Int(worker.pid))
+            row.set("requests", Int(worker.requests))
+            row.set("busy", worker.activity.state.isBusy)
+            row.set("state", .string(worker.activity.state.name))
+            row.set("endpoint", worker.activity.endpoint.isEmpty ? .raw("null") : .string(worker.activity.endpoint))
+            row.set("request_age_ms", worker.requestAgeMilliseconds.map { .int(Int($0)) } ?? .raw("null"))
+            return row.serialized()
+        }
         o.set("worker_list", .raw("[" + rows.joined(separator: ",") + "]"))
+        var master = JSONObject()
+        master.set("pid", Int(snap.masterPID))
+        master.set("state", .string(snap.masterState.name))
+        o.set("master", .raw(master.serialized()))
         return o.serialized()
     }
 
-    /// Purges in a short-lived child with its own connection, so the master never holds
-    /// a database connection across a fork and its loop never waits on the database.
-    static func startPurge(_ config: ServerConfig) {
-        let pid = fork()
-        guard pid == 0 else { return }
+    /// The purge task: a short-lived child of the master with its own connection, so the
+    /// master never holds a database connection across a fork and its loop never waits on
+    /// the database. Answers the child's exit status.
+    static func purge(_ config: ServerConfig) -> Int32 {
         do {
             let store = try StoreBackend.openForTools(config)
             let counts = try store.purgeExpired(now: Int64(time(nil)), sessionIdleSeconds: config.sessionIdleTimeout)
             Log.info("purge_done", ["codes": counts["codes"] ?? 0, "tokens": counts["tokens"] ?? 0,
                                     "families": counts["families"] ?? 0, "sessions": counts["sessions"] ?? 0])
-            exit(0)
+            return 0
         } catch {
             Log.error("purge_failed", ["detail": "\(error)"])
-            exit(1)
+            return 1
         }
     }
 
@@ -202,8 +248,8 @@ public enum Server {
         }
     }
 
-    /// Bridges the pool's gate (Prefork) to the store's protocol (OAuthSQLite), which know
-    /// nothing of each other.
+    /// Bridges the pool's gate (SharedWriteGate) to the store's protocol (OAuthSQLite), which
+    /// know nothing of each other.
     final class PoolWriteGate: WriteGate {
         let gate: WriteGateLock
         init(_ gate: WriteGateLock) { self.gate = gate }

@@ -57,6 +57,25 @@ int csys_install_master_handlers(int write_fd) {
     return 0;
 }
 
+// MARK: - task
+
+int csys_install_task_handlers(void) {
+    master_pipe_fd = -1;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD};
+    for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (sigaction(sigs[i], &dfl, NULL) != 0) return -1;
+    }
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    csys_block_stop_signals(0);
+    return 0;
+}
+
 // MARK: - worker
 
 static volatile sig_atomic_t worker_stop = 0;
@@ -142,7 +161,10 @@ int csys_die_with_parent(pid_t parent) {
 }
 
 // MARK: - scoreboard
-// Layout: slot[0] is a header whose `requests` is the pool-wide total; workers use 1...count.
+// Layout: slot[0] is a header whose `requests` is the pool-wide total, `hashing` the
+// password-hashing places in use, `pid` and `state` the master's; workers use 1...count.
+
+_Static_assert(sizeof(csys_slot) == 64, "a slot is one cache line; Swift reads its fields by name");
 
 csys_slot *csys_scoreboard_create(int count) {
     size_t size = sizeof(csys_slot) * (size_t)(count + 1);
@@ -151,6 +173,23 @@ csys_slot *csys_scoreboard_create(int count) {
     memset(p, 0, size);
     return (csys_slot *)p + 1;
 }
+
+void csys_slot_set_activity(csys_slot *board, int index, int32_t state, const char *endpoint, int64_t request_started_ms) {
+    csys_slot *slot = &board[index];
+    size_t n = endpoint ? strnlen(endpoint, CSYS_ENDPOINT_SIZE - 1) : 0;
+    if (n > 0) memcpy(slot->endpoint, endpoint, n);
+    memset(slot->endpoint + n, 0, CSYS_ENDPOINT_SIZE - n);
+    __atomic_store_n(&slot->request_started_ms, request_started_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->state, state, __ATOMIC_RELEASE);
+}
+
+void csys_scoreboard_set_master(csys_slot *board, int32_t pid, int32_t state) {
+    __atomic_store_n(&(board - 1)->pid, pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&(board - 1)->state, state, __ATOMIC_RELEASE);
+}
+
+int32_t csys_scoreboard_master_pid(csys_slot *board) { return __atomic_load_n(&(board - 1)->pid, __ATOMIC_RELAXED); }
+int32_t csys_scoreboard_master_state(csys_slot *board) { return __atomic_load_n(&(board - 1)->state, __ATOMIC_ACQUIRE); }
 
 void csys_scoreboard_add_request(csys_slot *board, int index) {
     __atomic_fetch_add(&board[index].requests, 1, __ATOMIC_RELAXED);

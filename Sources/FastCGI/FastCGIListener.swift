@@ -1,4 +1,5 @@
 import CFastCGI
+import SystemCall
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,6 +60,18 @@ public struct FastCGIRequest {
     public var bodyTooLarge: Bool
 }
 
+/// What waiting for the next connection gave.
+public enum AcceptOutcome {
+    /// A connection is open: read its request with `readRequest`.
+    case connection
+    /// Nothing to serve: the wait was interrupted (a signal), or another worker took the
+    /// connection.
+    case nothing
+    /// accept failed for a reason that waiting again does not clear (out of descriptors):
+    /// the caller backs off.
+    case failed(SystemCallError)
+}
+
 /// A worker's side of libfcgi: accept one request at a time on the shared socket.
 public final class FastCGIConnection {
     private var request = FCGX_Request()
@@ -68,36 +81,64 @@ public final class FastCGIConnection {
     private let readTimeoutSeconds: Int
 
     /// Call after fork. The listen socket is made non-blocking: workers accept themselves
-    /// (see `accept`), and libfcgi's own accept, which it falls back to after a broken
-    /// connection, must then return at once instead of blocking with stop signals masked.
-    public init(listenFD: Int32, maxBodyBytes: Int, readTimeoutSeconds: Int = 2) {
+    /// (see `acceptConnection`), and libfcgi's own accept, which it falls back to after a
+    /// broken connection, must then return at once instead of blocking with stop signals
+    /// masked.
+    public init(listenFD: Int32, maxBodyBytes: Int, readTimeoutSeconds: Int = 2) throws(SystemCallError) {
         FCGX_Init()
         FCGX_InitRequest(&request, listenFD, 0)
         self.listenFD = listenFD
         self.maxBodyBytes = maxBodyBytes
         self.readTimeoutSeconds = readTimeoutSeconds
-        _ = fcntl(listenFD, F_SETFL, fcntl(listenFD, F_GETFL) | O_NONBLOCK)
+        let flags = try SystemCall.run("fcntl") { fcntl(listenFD, F_GETFL) }
+        try SystemCall.run("fcntl") { fcntl(listenFD, F_SETFL, flags | O_NONBLOCK) }
     }
 
     /// Waits (with `waitForConnection`, the only place a stop signal may interrupt) and
-    /// accepts one connection, then lets libfcgi read its request. The accepted socket gets
-    /// a read and write timeout (2 s): nginx buffers the body and sends a whole request at
-    /// once, so a peer that stalls that long is broken and must not pin a worker.
-    /// nil when the wait was interrupted, another worker took the connection, or the peer
-    /// broke off.
-    public func accept(waitForConnection: (Int32) -> Bool) -> FastCGIRequest? {
-        guard waitForConnection(listenFD) else { return nil }
-        let fd = Glibc.accept(listenFD, nil, nil)
-        guard fd >= 0 else { return nil }  // another worker took it (EAGAIN), or it was aborted
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    /// accepts one connection. The accepted socket gets a read and write timeout (2 s):
+    /// nginx buffers the body and sends a whole request at once, so a peer that stalls that
+    /// long is broken and must not pin a worker.
+    public func acceptConnection(waitForConnection: (Int32) -> Bool) -> AcceptOutcome {
+        guard waitForConnection(listenFD) else { return .nothing }
+        let fd: Int32
+        do {
+            fd = try acceptRetryingAborted()
+        } catch {
+            return error.kind == .wouldBlock ? .nothing : .failed(error)
+        }
         var timeout = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        do {
+            try SystemCall.run("fcntl") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
+                try SystemCall.run("setsockopt") {
+                    setsockopt(fd, SOL_SOCKET, option, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                }
+            }
+        } catch {
+            close(fd)  // without its timeouts a stalled peer could hold this worker forever
+            return .failed(error)
+        }
         // libfcgi reads from an already open ipcFd instead of accepting; keepConnection keeps
         // the Finish at the start of FCGX_Accept_r from closing it (the new request's own
         // flags replace it once its BEGIN_REQUEST record is read).
         request.ipcFd = fd
         request.keepConnection = 1
+        return .connection
+    }
+
+    /// A connection nginx gave up on before it was accepted is skipped for the next one.
+    private func acceptRetryingAborted() throws(SystemCallError) -> Int32 {
+        while true {
+            do {
+                return try SystemCall.run("accept") { Glibc.accept(listenFD, nil, nil) }
+            } catch where error.kind == .connectionAborted {
+                continue
+            }
+        }
+    }
+
+    /// Lets libfcgi read the accepted connection's request. nil when the peer broke off.
+    public func readRequest() -> FastCGIRequest? {
         guard FCGX_Accept_r(&request) >= 0 else { return nil }
         var params: [String: String] = [:]
         if var p = request.envp {

@@ -1,8 +1,33 @@
 import CSystemShims
 import Logging
+import SystemCall
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// What a forked worker is given: its scoreboard slot.
+public struct WorkerContext: Sendable {
+    /// Scoreboard slot index (1-based), stable for this worker's life.
+    public let slot: Int32
+    let scoreboard: Scoreboard
+
+    /// Counts one served request on the scoreboard.
+    public func countRequest() { scoreboard.countRequest(slot: slot) }
+
+    /// Publishes the worker's new state; `endpoint` names the request once it is read.
+    public func enter(_ state: WorkerState, endpoint: String? = nil) {
+        let current = scoreboard.activity(slot)
+        assert(current.state.canMove(to: state), "worker state \(current.state.name) -> \(state.name)")
+        scoreboard.record(current.entering(state, endpoint: endpoint, now: MonotonicClock.milliseconds()), slot: slot)
+    }
+
+    /// Takes one of `limit` password-hashing places of the pool (never waits).
+    public func tryEnterHashing(limit: Int) -> Bool { scoreboard.tryEnterHashing(slot: slot, limit: limit) }
+    public func leaveHashing() { scoreboard.leaveHashing(slot: slot) }
+
+    /// The whole pool as the scoreboard shows it now.
+    public func snapshot() -> ScoreboardSnapshot { scoreboard.snapshot() }
+}
 
 /// The signal discipline of a worker: stop signals and USR1 stay blocked for its whole life
 /// except inside the wait for the next connection (`waitForConnection`), so a stop, a reload
@@ -35,5 +60,38 @@ public enum WorkerSignals {
         } else {
             Log.error("log_reopen_failed", ["path": Log.path ?? "", "errno": errno])
         }
+    }
+}
+
+/// A worker whose accept fails for a reason that waiting does not clear (out of
+/// descriptors, most often): the listen socket stays readable, so without a pause the
+/// wait-and-accept loop would spin at 100 % CPU. Pauses 10 ms, doubling up to 100 ms, and
+/// logs once per burst of failures, not once per try.
+public struct AcceptBackoff {
+    private(set) var failures = 0
+
+    public init() {}
+
+    /// Logs the first failure of a burst, then pauses (stop signals stay blocked: at most
+    /// 100 ms late).
+    public mutating func failed(_ error: SystemCallError) {
+        failures += 1
+        let pause = AcceptBackoff.pauseMilliseconds(afterFailures: failures)
+        if failures == 1 {
+            let reason = error.kind == .outOfDescriptors ? "out_of_descriptors" : "other"
+            Log.warn("accept_failed", ["reason": reason, "detail": error.description, "pause_ms": pause])
+        }
+        usleep(UInt32(pause) * 1000)
+    }
+
+    /// An accept worked: ends a burst, logging how long it was.
+    public mutating func succeeded() {
+        guard failures > 0 else { return }
+        Log.info("accept_recovered", ["failures": failures])
+        failures = 0
+    }
+
+    static func pauseMilliseconds(afterFailures failures: Int) -> Int {
+        min(10 << min(max(failures - 1, 0), 4), 100)
     }
 }

@@ -2,7 +2,7 @@
 #define GATEHOUSE_CSYSTEMSHIMS_H
 // Process-control pieces Swift cannot express safely: signal handlers (they must be
 // async-signal-safe C), the wait-status macros (not imported), and a scoreboard of
-// per-worker counters in shared memory that survives fork.
+// per-worker states and counters in shared memory that survives fork.
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -16,6 +16,13 @@ int csys_wtermsig(int status);
 /// Installs handlers for TERM, INT, QUIT, HUP, USR1 and CHLD that each write one byte
 /// ('T', 'I', 'Q', 'H', 'U', 'C') to `write_fd`. SIGPIPE is ignored.
 int csys_install_master_handlers(int write_fd);
+
+// MARK: - task signals
+/// For a one-shot task child of the master: TERM, INT and QUIT back to their default
+/// (the task ends at once; SQLite rolls back an unfinished transaction), HUP and USR1
+/// ignored (they are the master's business), and nothing written to the master's pipe.
+/// Unblocks the stop signals the master blocked around fork.
+int csys_install_task_handlers(void);
 
 // MARK: - worker signals
 /// Restores the master's handlers to defaults and installs handlers that only set a flag:
@@ -39,17 +46,30 @@ int csys_wait_readable(int fd);
 int csys_die_with_parent(pid_t parent);
 
 // MARK: - scoreboard
+/// Bytes kept of a request's endpoint name (with the terminating NUL).
+#define CSYS_ENDPOINT_SIZE 24
+
 typedef struct {
     int32_t pid;          // 0 = free slot
-    int32_t busy;         // 1 while serving a request
+    int32_t state;        // what the worker does (Prefork's WorkerState); 0 = starting
     uint64_t requests;    // requests served by this worker
     int64_t started_at;   // unix seconds the worker started
     int32_t hashing;      // 1 while holding a password-hashing place
     int32_t reserved;
+    int64_t request_started_ms;          // CLOCK_MONOTONIC ms the current request was accepted; 0 = none
+    char endpoint[CSYS_ENDPOINT_SIZE];   // the current request's endpoint name, NUL-terminated
 } csys_slot;
 
 /// Maps `count` zeroed slots shared with every child forked after it. NULL on failure.
 csys_slot *csys_scoreboard_create(int count);
+/// Publishes what the worker in slot `index` does: its state, the current request's
+/// endpoint (cut to fit; NULL for none) and start time. Written field by field: a reader
+/// racing a change can see a mix, which is fine for a status page.
+void csys_slot_set_activity(csys_slot *board, int index, int32_t state, const char *endpoint, int64_t request_started_ms);
+/// The master's pid and state (Prefork's MasterState), kept in the board's header.
+void csys_scoreboard_set_master(csys_slot *board, int32_t pid, int32_t state);
+int32_t csys_scoreboard_master_pid(csys_slot *board);
+int32_t csys_scoreboard_master_state(csys_slot *board);
 /// Adds one to the process-wide total of served requests kept in the board's header.
 void csys_scoreboard_add_request(csys_slot *board, int index);
 uint64_t csys_scoreboard_total(csys_slot *board);
