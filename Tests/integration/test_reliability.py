@@ -618,7 +618,7 @@ def test_r5_workers_that_cannot_start_back_off_and_the_pool_recovers_once_fixed(
     served once the fault is repaired, without restarting the master."""
     s = Stack(workers=1)
     tdir = os.path.join(s.home, "templates")
-    shutil.copytree(os.path.join(ROOT, "Sources", "AuthServer", "Pages", "Templates"), tdir)
+    shutil.copytree(os.path.join(ROOT, "Sources", "AuthServer", "Browser", "Pages", "Templates"), tdir)
     with open(os.path.join(s.home, "gatehouse.conf"), "a") as f:
         f.write("\ntemplate_dir = templates\n")
     s.start()
