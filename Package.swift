@@ -53,6 +53,7 @@ let package = Package(
                 .embedInCode("Browser/Pages/Templates/login.mustache"),
                 .embedInCode("Browser/Pages/Templates/consent.mustache"),
                 .embedInCode("Browser/Pages/Templates/error.mustache"),
+                .embedInCode("Browser/Pages/Templates/logout.mustache"),
             ]
         ),
         .executableTarget(

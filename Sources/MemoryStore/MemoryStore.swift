@@ -19,6 +19,7 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
         var expiresAt: Int64
         var revokedAt: Int64?
         var refreshGeneration: Int64 = 0
+        var authTime: Int64?
     }
     struct Token {
         var kind: TokenKind
@@ -58,6 +59,7 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
     private var sessions: [[UInt8]: Session] = [:]
     private var consents: [ConsentKey: Int64] = [:]
     private var throttles: [String: Throttle] = [:]
+    private var keys: [StoredSigningKey] = []
 
     public init() {}
 
@@ -73,6 +75,7 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
             case "sessions": sessions.count
             case "consents": consents.count
             case "login_failures": throttles.count
+            case "signing_keys": keys.count
             default: -1
             }
         }
@@ -164,13 +167,24 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
 
     // MARK: - users
 
-    public func insertUser(username: String, passwordHash: String, now: Int64) throws -> Int64? {
+    public func insertUser(username: String, passwordHash: String, subject: String, profile: UserProfile, now: Int64) throws
+        -> Int64?
+    {
         locked {
-            guard !userRows.values.contains(where: { $0.username == username }) else { return nil }
+            guard !userRows.values.contains(where: { $0.username == username || $0.subject == subject }) else { return nil }
             let id = nextUserID
             nextUserID += 1
-            userRows[id] = User(id: id, username: username, passwordHash: passwordHash, disabled: false)
+            userRows[id] = User(id: id, username: username, passwordHash: passwordHash, disabled: false, subject: subject,
+                                profile: profile)
             return id
+        }
+    }
+
+    public func updateProfile(username: String, _ profile: UserProfile) throws -> Bool {
+        locked {
+            guard let user = userNamed(username) else { return false }
+            userRows[user.id]?.profile = profile
+            return true
         }
     }
 
@@ -221,17 +235,18 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
         locked { codes[hash] = Code(record: code) }
     }
 
-    public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) -> CodeVerdict) throws -> CodeVerdict {
-        locked {
+    public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) throws -> CodeVerdict) throws -> CodeVerdict {
+        try locked {
             let stored = codes[hash].flatMap { code -> StoredCode? in
                 guard let user = userRows[code.record.userID] else { return nil }
                 var record = code.record
                 record.username = user.username
+                record.subject = user.subject
                 record.userDisabled = user.disabled
                 record.consumed = code.consumedAt != nil
                 return StoredCode(record: record, familyID: code.familyID)
             }
-            let verdict = decide(stored)
+            let verdict = try decide(stored)
             switch verdict {
             case .refuse:
                 break
@@ -240,7 +255,7 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
             case .redeem(let new, let scope):
                 guard let code = stored?.record else { break }
                 let family = insertFamily(clientID: code.clientID, userID: code.userID, scope: scope, now: now,
-                                          expiresAt: max(new.familyExpiresAt, new.accessExpiresAt))
+                                          expiresAt: max(new.familyExpiresAt, new.accessExpiresAt), authTime: code.authTime)
                 insertTokens(new, family: family, clientID: code.clientID, userID: code.userID, scope: scope, generation: 0,
                              now: now)
                 codes[hash]?.consumedAt = now
@@ -250,10 +265,10 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
         }
     }
 
-    public func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) -> RefreshVerdict) throws
+    public func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) throws -> RefreshVerdict) throws
         -> RefreshVerdict
     {
-        locked {
+        try locked {
             let stored = tokens[hash].flatMap { t -> StoredRefreshToken? in
                 guard t.kind == .refresh, let fid = t.familyID, let family = families[fid] else { return nil }
                 let user = t.userID.flatMap { userRows[$0] }
@@ -261,12 +276,12 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
                     record: TokenRecord(kind: .refresh, clientID: t.clientID, username: user?.username, scope: t.scope,
                                         issuedAt: t.issuedAt, expiresAt: t.expiresAt,
                                         revoked: t.revokedAt != nil || family.revokedAt != nil, familyID: fid,
-                                        rotatedAt: t.rotatedAt),
+                                        rotatedAt: t.rotatedAt, subject: user?.subject),
                     userID: t.userID, userDisabled: user?.disabled ?? false, generation: t.generation,
                     familyGeneration: family.refreshGeneration, familyExpiresAt: family.expiresAt, familyScope: family.scope,
-                    graceUsed: t.graceUsedAt != nil)
+                    graceUsed: t.graceUsedAt != nil, authTime: family.authTime)
             }
-            let verdict = decide(stored)
+            let verdict = try decide(stored)
             switch verdict {
             case .refuse:
                 break
@@ -295,17 +310,20 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
             var family: Int64? = nil
             if grant.userID != nil || grant.tokens.refreshHash != nil {
                 family = insertFamily(clientID: grant.clientID, userID: grant.userID, scope: grant.scope, now: grant.now,
-                                      expiresAt: max(grant.tokens.familyExpiresAt, grant.tokens.accessExpiresAt))
+                                      expiresAt: max(grant.tokens.familyExpiresAt, grant.tokens.accessExpiresAt),
+                                      authTime: grant.authTime)
             }
             insertTokens(grant.tokens, family: family, clientID: grant.clientID, userID: grant.userID, scope: grant.scope,
                          generation: 0, now: grant.now)
         }
     }
 
-    private func insertFamily(clientID: String, userID: Int64?, scope: [String], now: Int64, expiresAt: Int64) -> Int64 {
+    private func insertFamily(clientID: String, userID: Int64?, scope: [String], now: Int64, expiresAt: Int64,
+                              authTime: Int64?) -> Int64 {
         let id = nextFamilyID
         nextFamilyID += 1
-        families[id] = Family(clientID: clientID, userID: userID, scope: scope, createdAt: now, expiresAt: expiresAt)
+        families[id] = Family(clientID: clientID, userID: userID, scope: scope, createdAt: now, expiresAt: expiresAt,
+                              authTime: authTime)
         return id
     }
 
@@ -325,7 +343,8 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
                 let user = t.userID.flatMap { userRows[$0] }
                 return TokenLookup(record: TokenRecord(kind: t.kind, clientID: t.clientID, username: user?.username, scope: t.scope,
                                                        issuedAt: t.issuedAt, expiresAt: t.expiresAt, revoked: t.revokedAt != nil,
-                                                       familyID: t.familyID ?? 0, rotatedAt: t.rotatedAt),
+                                                       familyID: t.familyID ?? 0, rotatedAt: t.rotatedAt,
+                                                       subject: user?.subject),
                                    userDisabled: user?.disabled ?? false)
             }
         }
@@ -368,6 +387,20 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
                 return revokeFamilies(now: now) { $0.userID == user.id }
             }
             return 0
+        }
+    }
+
+    // MARK: - signing keys
+
+    public func signingKeys() throws -> [StoredSigningKey] { locked { keys } }
+
+    public func insertSigningKey(_ key: StoredSigningKey) throws { locked { keys.append(key) } }
+
+    public func retireSigningKey(id: String, now: Int64) throws -> Bool {
+        locked {
+            guard let i = keys.firstIndex(where: { $0.id == id && $0.retiredAt == nil }) else { return false }
+            keys[i].retiredAt = now
+            return true
         }
     }
 

@@ -140,6 +140,38 @@ public enum Migrations {
         CREATE INDEX tokens_live_refresh ON tokens(family_id) WHERE kind = 1 AND rotated_at IS NULL;
         CREATE INDEX tokens_expires ON tokens(expires_at);
         """,
+        // 5: OpenID Connect. Users get a subject identifier (a random UUID, given to the
+        // users already there too) and the attributes scopes release; clients their ID Token
+        // algorithm, logout return addresses and access-token format; a code keeps the
+        // request's nonce and the login time, a grant the login time; signing keys live here,
+        // sealed under the server key, so every worker and host signs with the same ones.
+        """
+        ALTER TABLE users ADD COLUMN subject TEXT;
+        UPDATE users SET subject = lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
+            || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + abs(random() % 4), 1)
+            || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)));
+        CREATE UNIQUE INDEX users_subject ON users(subject);
+        ALTER TABLE users ADD COLUMN email TEXT;
+        ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE users ADD COLUMN name TEXT;
+        ALTER TABLE users ADD COLUMN given_name TEXT;
+        ALTER TABLE users ADD COLUMN family_name TEXT;
+        ALTER TABLE users ADD COLUMN updated_at INTEGER;
+        ALTER TABLE clients ADD COLUMN id_token_alg TEXT NOT NULL DEFAULT 'ES256';
+        ALTER TABLE clients ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '';
+        ALTER TABLE clients ADD COLUMN access_token_format TEXT NOT NULL DEFAULT 'opaque';
+        ALTER TABLE codes ADD COLUMN nonce TEXT;
+        ALTER TABLE codes ADD COLUMN auth_time INTEGER;
+        ALTER TABLE families ADD COLUMN auth_time INTEGER;
+        CREATE TABLE signing_keys (
+            kid TEXT PRIMARY KEY,
+            alg TEXT NOT NULL,
+            private_key BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            active_from INTEGER NOT NULL,
+            retired_at INTEGER
+        ) WITHOUT ROWID;
+        """,
     ]
 
     public static var latestVersion: Int { steps.count }

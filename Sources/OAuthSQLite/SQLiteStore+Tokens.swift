@@ -10,29 +10,33 @@ extension SQLiteStore {
 
     func insertCodeRow(hash: [UInt8], _ c: AuthorizationCodeRecord) throws {
         try db.run("""
-            INSERT INTO codes (hash, client_id, user_id, scope, redirect_uri, code_challenge, code_challenge_method, expires_at)
-            VALUES (?,?,?,?,?,?,?,?)
+            INSERT INTO codes (hash, client_id, user_id, scope, redirect_uri, code_challenge, code_challenge_method, expires_at,
+                               nonce, auth_time)
+            VALUES (?,?,?,?,?,?,?,?,?,?)
             """, [.blob(hash), .text(c.clientID), .int(c.userID), .text(Scope.string(c.scope)), .optional(c.redirectURI),
-                  .optional(c.codeChallenge), .optional(c.codeChallengeMethod?.rawValue), .int(c.expiresAt)])
+                  .optional(c.codeChallenge), .optional(c.codeChallengeMethod?.rawValue), .int(c.expiresAt), .optional(c.nonce),
+                  .optional(c.authTime)])
     }
 
     /// Loads the code, lets the core decide, and applies the verdict, in one `BEGIN
     /// IMMEDIATE` transaction: two workers racing on one code cannot both redeem it.
-    public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) -> CodeVerdict) throws -> CodeVerdict {
+    public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) throws -> CodeVerdict) throws -> CodeVerdict {
         try db.writeTransaction {
             let stored = try db.queryOne("""
                 SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
-                       c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled
+                       c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled, c.nonce, c.auth_time,
+                       u.subject
                 FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = ?
                 """, [.blob(hash)]) { s in
                 StoredCode(record: AuthorizationCodeRecord(
                     clientID: s.text(0), userID: s.int(1), username: s.text(2), scope: Self.words(s.text(3)),
                     redirectURI: s.optionalText(4), codeChallenge: s.optionalText(5),
                     codeChallengeMethod: s.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
-                    expiresAt: s.int(7), consumed: s.optionalInt(8) != nil, userDisabled: s.int(10) != 0),
+                    expiresAt: s.int(7), consumed: s.optionalInt(8) != nil, userDisabled: s.int(10) != 0,
+                    nonce: s.optionalText(11), authTime: s.optionalInt(12), subject: s.optionalText(13) ?? ""),
                            familyID: s.optionalInt(9))
             }
-            let verdict = decide(stored)
+            let verdict = try decide(stored)
             switch verdict {
             case .refuse:
                 break
@@ -42,7 +46,7 @@ extension SQLiteStore {
                 guard let code = stored?.record else { break }
                 try db.run("UPDATE codes SET consumed_at = ? WHERE hash = ?", [.int(now), .blob(hash)])
                 let family = try insertFamily(clientID: code.clientID, userID: code.userID, scope: scope, now: now,
-                                              expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
+                                              expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt), authTime: code.authTime)
                 try insertTokens(tokens, family: family, clientID: code.clientID, userID: code.userID, scope: scope,
                                  generation: 0, now: now)
                 try db.run("UPDATE codes SET family_id = ? WHERE hash = ?", [.int(family), .blob(hash)])
@@ -63,16 +67,19 @@ extension SQLiteStore {
             var family: Int64? = nil
             if grant.userID != nil || tokens.refreshHash != nil {
                 family = try insertFamily(clientID: grant.clientID, userID: grant.userID, scope: grant.scope, now: grant.now,
-                                          expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt))
+                                          expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt), authTime: grant.authTime)
             }
             try insertTokens(tokens, family: family, clientID: grant.clientID, userID: grant.userID, scope: grant.scope,
                              generation: 0, now: grant.now)
         }
     }
 
-    func insertFamily(clientID: String, userID: Int64?, scope: [String], now: Int64, expiresAt: Int64) throws -> Int64 {
-        try db.run("INSERT INTO families (client_id, user_id, scope, created_at, expires_at) VALUES (?,?,?,?,?)",
-                   [.text(clientID), .optional(userID), .text(Scope.string(scope)), .int(now), .int(expiresAt)])
+    func insertFamily(clientID: String, userID: Int64?, scope: [String], now: Int64, expiresAt: Int64, authTime: Int64?) throws
+        -> Int64
+    {
+        try db.run("INSERT INTO families (client_id, user_id, scope, created_at, expires_at, auth_time) VALUES (?,?,?,?,?,?)",
+                   [.text(clientID), .optional(userID), .text(Scope.string(scope)), .int(now), .int(expiresAt),
+                    .optional(authTime)])
         return db.lastInsertRowID
     }
 
@@ -95,14 +102,14 @@ extension SQLiteStore {
 
     /// Loads the refresh token and its family, lets the core decide (RFC 6749 §6, RFC 9700
     /// §4.14.2), and applies the verdict, in one `BEGIN IMMEDIATE` transaction.
-    public func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) -> RefreshVerdict) throws
+    public func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) throws -> RefreshVerdict) throws
         -> RefreshVerdict
     {
         try db.writeTransaction {
             let stored = try db.queryOne("""
                 SELECT t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
                        t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
-                       f.scope, COALESCE(u.disabled, 0), t.grace_used_at
+                       f.scope, COALESCE(u.disabled, 0), t.grace_used_at, f.auth_time, u.subject
                 FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
                 WHERE t.hash = ? AND t.kind = 1
                 """, [.blob(hash)]) { s in
@@ -110,11 +117,12 @@ extension SQLiteStore {
                     record: TokenRecord(kind: .refresh, clientID: s.text(0), username: s.optionalText(2),
                                         scope: Self.words(s.text(3)), issuedAt: s.int(4), expiresAt: s.int(5),
                                         revoked: s.optionalInt(6) != nil || s.optionalInt(12) != nil,
-                                        familyID: s.int(8), rotatedAt: s.optionalInt(7)),
+                                        familyID: s.int(8), rotatedAt: s.optionalInt(7), subject: s.optionalText(17)),
                     userID: s.optionalInt(1), userDisabled: s.int(14) != 0, generation: s.int(9), familyGeneration: s.int(10),
-                    familyExpiresAt: s.int(11), familyScope: Self.words(s.text(13)), graceUsed: s.optionalInt(15) != nil)
+                    familyExpiresAt: s.int(11), familyScope: Self.words(s.text(13)), graceUsed: s.optionalInt(15) != nil,
+                    authTime: s.optionalInt(16))
             }
-            let verdict = decide(stored)
+            let verdict = try decide(stored)
             switch verdict {
             case .refuse:
                 break
@@ -143,13 +151,13 @@ extension SQLiteStore {
     public func token(hash: [UInt8]) throws -> TokenLookup? {
         try db.queryOne("""
             SELECT t.kind, t.client_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at, t.family_id,
-                   t.rotated_at, COALESCE(u.disabled, 0)
+                   t.rotated_at, COALESCE(u.disabled, 0), u.subject
             FROM tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = ?
             """, [.blob(hash)]) { s in
             TokenLookup(record: TokenRecord(kind: s.int(0) == 1 ? .refresh : .access, clientID: s.text(1),
                                             username: s.optionalText(2), scope: Self.words(s.text(3)), issuedAt: s.int(4),
                                             expiresAt: s.int(5), revoked: s.optionalInt(6) != nil, familyID: s.optionalInt(7) ?? 0,
-                                            rotatedAt: s.optionalInt(8)),
+                                            rotatedAt: s.optionalInt(8), subject: s.optionalText(10)),
                         userDisabled: s.int(9) != 0)
         }
     }

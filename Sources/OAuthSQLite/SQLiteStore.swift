@@ -24,7 +24,8 @@ public final class SQLiteStore: AuthorizationStore {
 extension SQLiteStore {
     static let clientColumns = """
         id, name, secret_hash, redirect_uris, grant_types, scopes, default_scopes, require_pkce, resource_server,
-        previous_secret_hash, previous_secret_expires_at, skip_consent
+        previous_secret_hash, previous_secret_expires_at, skip_consent, id_token_alg, post_logout_redirect_uris,
+        access_token_format
         """
 
     static func client(_ s: Statement) -> Client {
@@ -34,6 +35,9 @@ extension SQLiteStore {
         c.previousSecretHash = s.blob(9)
         c.previousSecretExpiresAt = s.optionalInt(10)
         c.skipConsent = s.int(11) != 0
+        c.idTokenAlgorithm = SigningAlgorithm(rawValue: s.text(12)) ?? .es256
+        c.postLogoutRedirectURIs = words(s.text(13))
+        c.accessTokenFormat = AccessTokenFormat(rawValue: s.text(14)) ?? .opaque
         return c
     }
 
@@ -41,13 +45,15 @@ extension SQLiteStore {
         [.text(c.id), .text(c.name), c.secretHash.map { .blob($0) } ?? .null, .text(c.redirectURIs.joined(separator: " ")),
          .text(c.grantTypes.map(\.rawValue).joined(separator: " ")), .text(c.allowedScopes.joined(separator: " ")),
          .text(c.defaultScopes.joined(separator: " ")), .int(c.requirePKCE ? 1 : 0), .int(c.isResourceServer ? 1 : 0),
-         c.previousSecretHash.map { .blob($0) } ?? .null, .optional(c.previousSecretExpiresAt), .int(c.skipConsent ? 1 : 0)]
+         c.previousSecretHash.map { .blob($0) } ?? .null, .optional(c.previousSecretExpiresAt), .int(c.skipConsent ? 1 : 0),
+         .text(c.idTokenAlgorithm.rawValue), .text(c.postLogoutRedirectURIs.joined(separator: " ")),
+         .text(c.accessTokenFormat.rawValue)]
     }
 
     /// Adds a client; false when the id is taken.
     public func insertClient(_ c: Client, now: Int64) throws -> Bool {
         do {
-            try db.run("INSERT INTO clients (\(Self.clientColumns), created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            try db.run("INSERT INTO clients (\(Self.clientColumns), created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        Self.bindings(c) + [.int(now)])
             return true
         } catch let e as SQLiteError where e.isConstraint {
@@ -68,7 +74,8 @@ extension SQLiteStore {
         try db.run("""
             UPDATE clients SET name = ?2, secret_hash = ?3, redirect_uris = ?4, grant_types = ?5, scopes = ?6,
                 default_scopes = ?7, require_pkce = ?8, resource_server = ?9, previous_secret_hash = ?10,
-                previous_secret_expires_at = ?11, skip_consent = ?12 WHERE id = ?1
+                previous_secret_expires_at = ?11, skip_consent = ?12, id_token_alg = ?13, post_logout_redirect_uris = ?14,
+                access_token_format = ?15 WHERE id = ?1
             """, Self.bindings(c)) == 1
     }
 
@@ -81,31 +88,54 @@ extension SQLiteStore {
 // MARK: - users
 
 extension SQLiteStore {
+    static let userColumns = """
+        id, username, password_hash, disabled, subject, email, email_verified, name, given_name, family_name, updated_at
+        """
+
     static func user(_ s: Statement) -> User {
-        User(id: s.int(0), username: s.text(1), passwordHash: s.text(2), disabled: s.int(3) != 0)
+        User(id: s.int(0), username: s.text(1), passwordHash: s.text(2), disabled: s.int(3) != 0, subject: s.optionalText(4) ?? "",
+             profile: UserProfile(email: s.optionalText(5), emailVerified: s.int(6) != 0, name: s.optionalText(7),
+                                  givenName: s.optionalText(8), familyName: s.optionalText(9), updatedAt: s.optionalInt(10)))
+    }
+
+    static func bindings(_ p: UserProfile) -> [SQLValue] {
+        [.optional(p.email), .int(p.emailVerified ? 1 : 0), .optional(p.name), .optional(p.givenName), .optional(p.familyName),
+         .optional(p.updatedAt)]
     }
 
     /// Adds a user; nil when the name is taken.
-    public func insertUser(username: String, passwordHash: String, now: Int64) throws -> Int64? {
+    public func insertUser(username: String, passwordHash: String, subject: String, profile: UserProfile, now: Int64) throws
+        -> Int64?
+    {
         do {
-            try db.run("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
-                       [.text(username), .text(passwordHash), .int(now)])
+            try db.run("""
+                INSERT INTO users (username, password_hash, created_at, subject, email, email_verified, name, given_name,
+                                   family_name, updated_at)
+                VALUES (?,?,?,?,?,?,?,?,?,?)
+                """, [.text(username), .text(passwordHash), .int(now), .text(subject)] + Self.bindings(profile))
             return db.lastInsertRowID
         } catch let e as SQLiteError where e.isConstraint {
             return nil
         }
     }
 
+    public func updateProfile(username: String, _ profile: UserProfile) throws -> Bool {
+        try db.run("""
+            UPDATE users SET email = ?2, email_verified = ?3, name = ?4, given_name = ?5, family_name = ?6, updated_at = ?7
+            WHERE username = ?1
+            """, [.text(username)] + Self.bindings(profile)) == 1
+    }
+
     public func user(named username: String) throws -> User? {
-        try db.queryOne("SELECT id, username, password_hash, disabled FROM users WHERE username = ?", [.text(username)], Self.user)
+        try db.queryOne("SELECT \(Self.userColumns) FROM users WHERE username = ?", [.text(username)], Self.user)
     }
 
     public func user(id: Int64) throws -> User? {
-        try db.queryOne("SELECT id, username, password_hash, disabled FROM users WHERE id = ?", [.int(id)], Self.user)
+        try db.queryOne("SELECT \(Self.userColumns) FROM users WHERE id = ?", [.int(id)], Self.user)
     }
 
     public func users() throws -> [User] {
-        try db.query("SELECT id, username, password_hash, disabled FROM users ORDER BY username", [], Self.user)
+        try db.query("SELECT \(Self.userColumns) FROM users ORDER BY username", [], Self.user)
     }
 
     /// Sets a user's password. With `endGrants` (a reset after a compromise: RFC 9700
@@ -237,6 +267,31 @@ extension SQLiteStore {
 
     public func clearLoginFailures(key: String) throws {
         _ = try db.writeTransaction(critical: false) { try db.run("DELETE FROM login_failures WHERE key = ?", [.text(key)]) }
+    }
+}
+
+// MARK: - signing keys
+
+extension SQLiteStore {
+    public func signingKeys() throws -> [StoredSigningKey] {
+        try db.query("SELECT kid, alg, private_key, created_at, active_from, retired_at FROM signing_keys ORDER BY created_at, kid") { s in
+            StoredSigningKey(id: s.text(0), algorithm: SigningAlgorithm(rawValue: s.text(1)) ?? .es256,
+                             sealedPrivateKey: s.blob(2) ?? [], createdAt: s.int(3), activeFrom: s.int(4), retiredAt: s.optionalInt(5))
+        }
+    }
+
+    public func insertSigningKey(_ key: StoredSigningKey) throws {
+        _ = try db.writeTransaction {
+            try db.run("INSERT INTO signing_keys (kid, alg, private_key, created_at, active_from, retired_at) VALUES (?,?,?,?,?,?)",
+                       [.text(key.id), .text(key.algorithm.rawValue), .blob(key.sealedPrivateKey), .int(key.createdAt),
+                        .int(key.activeFrom), .optional(key.retiredAt)])
+        }
+    }
+
+    public func retireSigningKey(id: String, now: Int64) throws -> Bool {
+        try db.writeTransaction {
+            try db.run("UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL", [.int(now), .text(id)]) == 1
+        }
     }
 }
 

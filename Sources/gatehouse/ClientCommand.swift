@@ -31,6 +31,9 @@ struct ClientCommand: ParsableCommand {
         o.set("require_pkce", c.requirePKCE)
         o.set("resource_server", c.isResourceServer)
         o.set("skip_consent", c.skipConsent)
+        o["id_token_alg"] = c.idTokenAlgorithm.rawValue
+        o.set("post_logout_redirect_uris", .strings(c.postLogoutRedirectURIs))
+        o["access_token_format"] = c.accessTokenFormat.rawValue
         if c.previousSecret(at: Int64(Date().timeIntervalSince1970)) != nil, let until = c.previousSecretExpiresAt {
             o.set("previous_secret_valid_until", Int(until))
         }
@@ -48,6 +51,9 @@ struct ClientCommand: ParsableCommand {
         default_scope:  \(Scope.string(c.defaultScopes))
         require_pkce:   \(c.mustUsePKCE ? "yes" : "no")
         skip_consent:   \(c.skipConsent ? "yes" : "no")
+        id_token_alg:   \(c.idTokenAlgorithm.rawValue)
+        access_tokens:  \(c.accessTokenFormat.rawValue)
+        post_logout_redirect_uris: \(c.postLogoutRedirectURIs.joined(separator: " "))
         """ + previousSecretLine(c)
     }
 
@@ -62,6 +68,9 @@ struct ClientCommand: ParsableCommand {
         guard !c.name.isEmpty else { throw CLIError("--name must not be empty") }
         for uri in c.redirectURIs {
             if let problem = RedirectURI.registrationProblem(uri) { throw CLIError("--redirect-uri \(problem)") }
+        }
+        for uri in c.postLogoutRedirectURIs {
+            if let problem = RedirectURI.registrationProblem(uri) { throw CLIError("--post-logout-redirect-uri \(problem)") }
         }
         if c.allows(.authorizationCode) && c.redirectURIs.isEmpty {
             throw CLIError("--redirect-uri is required for the authorization_code grant")
@@ -83,6 +92,29 @@ struct ClientCommand: ParsableCommand {
                 throw CLIError("--grant-types: unknown grant type '\(name)' (known: \(GrantType.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             return g
+        }
+    }
+
+    /// The OpenID Connect settings `client add` and `client update` share.
+    struct OpenIDOptions: ParsableArguments {
+        @Option(help: "How ID Tokens (and JWT access tokens) are signed: ES256 (default) or RS256.") var idTokenAlg: String?
+        @Option(name: .customLong("post-logout-redirect-uri"),
+                help: "Where /logout may return the browser (repeatable; replaces the list on update).")
+        var postLogoutRedirectURIs: [String] = []
+        @Option(help: "opaque (default) or jwt (RFC 9068 access tokens).") var accessTokenFormat: String?
+
+        func apply(to c: inout Client) throws {
+            if let idTokenAlg {
+                guard let alg = SigningAlgorithm(rawValue: idTokenAlg.uppercased()) else { throw CLIError("--id-token-alg must be ES256 or RS256") }
+                c.idTokenAlgorithm = alg
+            }
+            if !postLogoutRedirectURIs.isEmpty { c.postLogoutRedirectURIs = postLogoutRedirectURIs }
+            if let accessTokenFormat {
+                guard let format = AccessTokenFormat(rawValue: accessTokenFormat.lowercased()) else {
+                    throw CLIError("--access-token-format must be opaque or jwt")
+                }
+                c.accessTokenFormat = format
+            }
         }
     }
 
@@ -108,6 +140,7 @@ struct ClientCommand: ParsableCommand {
         var skipConsent = false
         @Option(help: "Import an existing client id (WSO2 consumer key).") var clientId: String?
         @Option(help: "Import an existing client secret (WSO2 consumer secret).") var clientSecret: String?
+        @OptionGroup var openID: OpenIDOptions
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
@@ -132,6 +165,7 @@ struct ClientCommand: ParsableCommand {
                 defaultScopes: try defaultScope.map { try parseScope($0, option: "--default-scope") } ?? allowed,
                 requirePKCE: requirePkce, isResourceServer: resourceServer)
             client.skipConsent = skipConsent
+            try openID.apply(to: &client)
             try check(client)
             guard try store.insertClient(client, now: Int64(Date().timeIntervalSince1970)) else {
                 throw CLIError("a client with id '\(client.id)' already exists")
@@ -188,6 +222,7 @@ struct ClientCommand: ParsableCommand {
         @Option(help: "yes or no") var requirePkce: String?
         @Option(help: "yes or no") var resourceServer: String?
         @Option(help: "yes or no") var skipConsent: String?
+        @OptionGroup var openID: OpenIDOptions
         @Flag var json = false
 
         func run() throws {
@@ -205,6 +240,7 @@ struct ClientCommand: ParsableCommand {
             if let v = requirePkce { c.requirePKCE = try yesNo(v, "--require-pkce") }
             if let v = resourceServer { c.isResourceServer = try yesNo(v, "--resource-server") }
             if let v = skipConsent { c.skipConsent = try yesNo(v, "--skip-consent") }
+            try openID.apply(to: &c)
             try check(c)
             _ = try store.updateClient(c)
             print(json ? ClientCommand.json(c, secret: nil) : describe(c))

@@ -7,7 +7,7 @@ import OAuthCrypto
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user", abstract: "Manage resource owners (the people who log in).",
-        subcommands: [Add.self, List.self, Passwd.self, Disable.self, Enable.self, Remove.self])
+        subcommands: [Add.self, List.self, Show.self, Update.self, Passwd.self, Disable.self, Enable.self, Remove.self])
 
     /// One line from stdin; the newline is not part of the password.
     static func readPassword() throws -> String {
@@ -25,28 +25,114 @@ struct UserCommand: ParsableCommand {
         else { throw CLIError("--username must be 1-255 characters without spaces, control characters or ':'") }
     }
 
+    /// The OpenID Connect attributes (`profile` and `email` scopes) a user may carry.
+    struct ProfileOptions: ParsableArguments {
+        @Option(help: "Email address (released with the email scope).") var email: String?
+        @Flag(inversion: .prefixedNo, help: "Whether the email address has been verified.") var emailVerified: Bool?
+        @Option(help: "Full name (profile scope).") var name: String?
+        @Option(help: "Given name (profile scope).") var givenName: String?
+        @Option(help: "Family name (profile scope).") var familyName: String?
+
+        /// `profile` with these options applied. A new email clears `email_verified` unless
+        /// `--email-verified` comes with it.
+        func applied(to profile: UserProfile, now: Int64) throws -> UserProfile {
+            var p = profile
+            for (option, value) in [("--email", email), ("--name", name), ("--given-name", givenName), ("--family-name", familyName)] {
+                if let value, value.utf8.count > 255 || value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                    throw CLIError("\(option) must be at most 255 characters without control characters")
+                }
+            }
+            if let email {
+                guard email.isEmpty || (email.contains("@") && !email.contains(" ")) else { throw CLIError("--email is not an email address") }
+                if email != p.email { p.emailVerified = false }
+                p.email = email.isEmpty ? nil : email
+            }
+            if let emailVerified { p.emailVerified = emailVerified }
+            if let name { p.name = name.isEmpty ? nil : name }
+            if let givenName { p.givenName = givenName.isEmpty ? nil : givenName }
+            if let familyName { p.familyName = familyName.isEmpty ? nil : familyName }
+            if p != profile { p.updatedAt = now }
+            return p
+        }
+    }
+
+    static func json(_ u: User) -> String {
+        var o = JSONObject()
+        o["username"] = u.username
+        o["sub"] = u.subject
+        o.set("disabled", u.disabled)
+        o["email"] = u.profile.email
+        o.set("email_verified", u.profile.emailVerified)
+        o["name"] = u.profile.name
+        o["given_name"] = u.profile.givenName
+        o["family_name"] = u.profile.familyName
+        return o.serialized()
+    }
+
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a user; the password is read from stdin.")
         @OptionGroup var options: ConfigOptions
         @Option var username: String
         @Flag(help: "Read the password (one line) from standard input.") var passwordStdin = false
+        @OptionGroup var profile: ProfileOptions
         @Flag var json = false
 
         func run() throws {
             guard passwordStdin else { throw CLIError("--password-stdin is required (passwords are never taken as arguments)") }
             try checkUsername(username)
+            let now = Int64(Date().timeIntervalSince1970)
+            let attributes = try profile.applied(to: UserProfile(), now: now)
             let password = try readPassword()
             let (_, store, _) = try options.open()
-            guard try store.insertUser(username: username, passwordHash: PasswordHasher().hash(password),
-                                       now: Int64(Date().timeIntervalSince1970)) != nil
+            guard let id = try store.insertUser(username: username, passwordHash: PasswordHasher().hash(password),
+                                                profile: attributes, now: now),
+                let user = try store.user(id: id)
             else { throw CLIError("user '\(username)' already exists") }
             if json {
                 var o = JSONObject()
-                o["username"] = username
+                o["username"] = username  // DESIGN: `user add --json` gives the username; `user show` the rest
                 print(o.serialized())
             } else {
-                print("added user \(username)")
+                print("added user \(username) (sub \(user.subject))")
             }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a user's subject identifier and attributes.")
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        @Flag var json = false
+
+        func run() throws {
+            let (_, store, _) = try options.open()
+            guard let u = try store.user(named: username) else { throw CLIError("no user '\(username)'") }
+            if json {
+                print(UserCommand.json(u))
+            } else {
+                print("username:        \(u.username)\nsub:             \(u.subject)\ndisabled:        \(u.disabled)")
+                print("email:           \(u.profile.email ?? "-")\(u.profile.email == nil ? "" : u.profile.emailVerified ? " (verified)" : " (not verified)")")
+                print("name:            \(u.profile.name ?? "-")\ngiven_name:      \(u.profile.givenName ?? "-")\nfamily_name:     \(u.profile.familyName ?? "-")")
+            }
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a user's attributes (an empty value removes one).")
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        @OptionGroup var profile: ProfileOptions
+        @Flag var json = false
+
+        func run() throws {
+            let (_, store, _) = try options.open()
+            guard let u = try store.user(named: username) else { throw CLIError("no user '\(username)'") }
+            let updated = try profile.applied(to: u.profile, now: Int64(Date().timeIntervalSince1970))
+            guard try store.updateProfile(username: username, updated) else { throw CLIError("no user '\(username)'") }
+            var after = u
+            after.profile = updated
+            print(json ? UserCommand.json(after) : "updated user \(username)")
         }
     }
 
@@ -59,12 +145,7 @@ struct UserCommand: ParsableCommand {
             let (_, store, _) = try options.open()
             let users = try store.users()
             if json {
-                print("[" + users.map { u in
-                    var o = JSONObject()
-                    o["username"] = u.username
-                    o.set("disabled", u.disabled)
-                    return o.serialized()
-                }.joined(separator: ",") + "]")
+                print("[" + users.map(UserCommand.json).joined(separator: ",") + "]")
             } else {
                 for u in users { print(u.username + (u.disabled ? "  (disabled)" : "")) }
             }

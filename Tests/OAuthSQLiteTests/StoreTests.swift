@@ -129,12 +129,12 @@ func issue(_ store: SQLiteStore, user: Int64?, _ tokens: NewTokens, now: Int64 =
 
 func redeem(_ store: SQLiteStore, _ code: String, now: Int64 = 100, _ tokens: NewTokens) throws -> CodeVerdict {
     try store.redeemCode(hash: Digest.sha256(code), now: now) {
-        AuthorizationCodeGrant.decide($0, client: testClient, redirectURI: nil, codeVerifier: nil, now: now, tokens: tokens)
+        try AuthorizationCodeGrant.decide($0, client: testClient, redirectURI: nil, codeVerifier: nil, now: now) { _ in tokens }
     }
 }
 
 func rotate(_ store: SQLiteStore, hash: [UInt8], now: Int64, _ tokens: NewTokens) throws -> RefreshVerdict {
     try store.rotateRefreshToken(hash: hash, now: now) {
-        RefreshTokenGrant.decide($0, client: testClient, requestedScope: nil, now: now, graceSeconds: 0) { _ in tokens }
+        try RefreshTokenGrant.decide($0, client: testClient, requestedScope: nil, now: now, graceSeconds: 0) { _, _ in tokens }
     }
 }

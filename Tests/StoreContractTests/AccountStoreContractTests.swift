@@ -101,4 +101,50 @@ struct AccountStoreContractTests {
         try store.recordLoginFailure(keys: ["user:x"], now: 472, limit: 3, window: 60, lockout: 300)
         #expect(try store.lockedUntil(keys: ["user:x"], now: 473) == nil)
     }
+
+    @Test("OpenID Connect: a user keeps a unique subject and attributes; signing keys are listed and retired once",
+          arguments: Backend.allCases)
+    func openID(_ backend: Backend) throws {
+        let store = try backend.open().store
+        let user = try seed(store)
+        let subject = try #require(try store.user(id: user)?.subject)
+        #expect(!subject.isEmpty)
+        #expect(try store.insertUser(username: "bob", passwordHash: "x", subject: subject, profile: UserProfile(), now: 1) == nil)
+        let profile = UserProfile(email: "j@example.com", emailVerified: true, name: "John", givenName: "J", familyName: "D",
+                                  updatedAt: 5)
+        #expect(try store.updateProfile(username: "john@org", profile))
+        #expect(try store.user(named: "john@org")?.profile == profile)
+        #expect(try store.updateProfile(username: "nobody", profile) == false)
+
+        let key = StoredSigningKey(id: "k1", algorithm: .rs256, sealedPrivateKey: [1, 2, 3], createdAt: 10, activeFrom: 20)
+        try store.insertSigningKey(key)
+        #expect(try store.signingKeys() == [key])
+        #expect(try store.retireSigningKey(id: "k1", now: 30))
+        #expect(try store.retireSigningKey(id: "k1", now: 31) == false)
+        #expect(try store.signingKeys().first?.retiredAt == 30)
+    }
+
+    @Test("OpenID Connect: a code keeps nonce and login time; its grant keeps the login time for refreshes",
+          arguments: Backend.allCases)
+    func codeKeepsAuthentication(_ backend: Backend) throws {
+        let store = try backend.open().store
+        let user = try seed(store)
+        try store.insertCode(hash: h("oidc"), AuthorizationCodeRecord(
+            clientID: "c1", userID: user, username: "", scope: ["A"], redirectURI: nil, codeChallenge: nil,
+            codeChallengeMethod: nil, expiresAt: 1000, nonce: "n-1", authTime: 90))
+        var seen: StoredCode?
+        _ = try store.redeemCode(hash: h("oidc"), now: 100) { stored in
+            seen = stored
+            return .redeem(plan("oat", "ort"), scope: ["A"])
+        }
+        #expect(seen?.record.nonce == "n-1" && seen?.record.authTime == 90)
+        #expect(seen?.record.subject == (try store.user(id: user)?.subject))
+        var refresh: StoredRefreshToken?
+        _ = try store.rotateRefreshToken(hash: h("ort"), now: 110) { stored in
+            refresh = stored
+            return .refuse(.invalidGrant("look only"))
+        }
+        #expect(refresh?.authTime == 90 && refresh?.record.subject == seen?.record.subject)
+        #expect(try store.token(hash: h("oat"))?.record.subject == seen?.record.subject)
+    }
 }

@@ -73,7 +73,7 @@ func code(_ store: any AuthorizationStore, _ name: String, user: Int64, expiresA
 func redeem(_ store: any AuthorizationStore, _ name: String, by client: Client = client1, now: Int64 = 100,
             _ tokens: NewTokens) throws -> CodeVerdict {
     try store.redeemCode(hash: h(name), now: now) {
-        AuthorizationCodeGrant.decide($0, client: client, redirectURI: nil, codeVerifier: nil, now: now, tokens: tokens)
+        try AuthorizationCodeGrant.decide($0, client: client, redirectURI: nil, codeVerifier: nil, now: now) { _ in tokens }
     }
 }
 
@@ -81,8 +81,8 @@ func redeem(_ store: any AuthorizationStore, _ name: String, by client: Client =
 func rotate(_ store: any AuthorizationStore, _ name: String, by client: Client = client1, now: Int64, grace: Int64 = 0,
             scope: String? = nil, into access: String, _ refresh: String) throws -> RefreshVerdict {
     try store.rotateRefreshToken(hash: h(name), now: now) {
-        RefreshTokenGrant.decide($0, client: client, requestedScope: scope, now: now, graceSeconds: grace) {
-            plan(access, refresh, now: now, familyEnd: $0)
+        try RefreshTokenGrant.decide($0, client: client, requestedScope: scope, now: now, graceSeconds: grace) { stored, _ in
+            plan(access, refresh, now: now, familyEnd: stored.familyExpiresAt)
         }
     }
 }

@@ -116,6 +116,37 @@ def test_full_flow_in_chromium(stack, browser_factory, width, height, label):
     wait_for(d, lambda d: d.current_url.startswith(callback + "?") and "code=" in d.current_url)
 
 
+@pytest.mark.parametrize("width,height,label", [(1280, 900, "desktop"), (390, 844, "phone")])
+def test_openid_consent_and_logout_in_chromium(stack, browser_factory, width, height, label):
+    """The consent page names the claims in words; /logout asks before signing out, then says so."""
+    callback = f"{stack.url}/example/callback"
+    c = stack.add_client("--name", "Profile App", "--redirect-uri", callback, "--scope", "openid profile email",
+                         "--post-logout-redirect-uri", callback)
+    user = f"oidc-{label}@org"
+    stack.add_user(user)
+    d = browser_factory(width, height)
+    query = urllib.parse.urlencode({"response_type": "code", "client_id": c["client_id"], "scope": "openid profile email",
+                                    "redirect_uri": callback, "state": "s", "nonce": "n"})
+    d.get(f"{stack.url}/authorize?{query}")
+    d.find_element(By.NAME, "username").send_keys(user)
+    d.find_element(By.NAME, "password").send_keys(PASSWORD)
+    d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(d, lambda d: "your email address" in d.page_source)
+    assert "your name and username" in d.page_source
+    shot(d, f"consent-openid-{label}")
+    d.find_element(By.CSS_SELECTOR, "button[name=decision][value=allow]").click()
+    wait_for(d, lambda d: d.current_url.startswith(callback + "?"))
+    d.get(f"{stack.url}/logout?" + urllib.parse.urlencode({"client_id": c["client_id"], "post_logout_redirect_uri": callback,
+                                                           "state": "bye"}))
+    assert "Sign out?" in d.page_source
+    shot(d, f"logout-confirm-{label}")
+    d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(d, lambda d: d.current_url.startswith(callback + "?state=bye"))
+    d.get(f"{stack.url}/logout")
+    assert "You are signed out" in d.page_source
+    shot(d, f"logout-done-{label}")
+
+
 def test_error_page_in_chromium(stack, browser_factory):
     d = browser_factory(390, 844)
     d.get(f"{stack.url}/authorize?response_type=code&client_id=nobody")

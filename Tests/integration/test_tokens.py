@@ -2,6 +2,7 @@
 /revoke (RFC 7009), /introspect (RFC 7662), metadata (RFC 8414), the operator CLI and
 third-party client libraries. Each test is named after the RFC section it checks."""
 import base64
+import json
 import os
 import subprocess
 import threading
@@ -57,6 +58,10 @@ def introspect(stack, caller, tok, **data):
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("application/json")
     return r.json()
+
+
+def subject(stack, username):
+    return json.loads(stack.cli("user", "show", username, "--json").stdout)["sub"]
 
 
 def revoke(stack, caller, tok, **data):
@@ -519,7 +524,7 @@ def test_rfc7662_2_2_active_access_token_all_fields(stack):
     assert body["scope"] == "PRODUCTION"
     assert body["client_id"] == c["client_id"]
     assert body["username"] == u
-    assert body["sub"] == u
+    assert body["sub"] == subject(stack, u)  # the OpenID Connect subject, not the username
     assert body["token_type"] == "Bearer"
     assert body["aud"] == c["client_id"]
     assert body["iss"] == stack.url
@@ -537,7 +542,7 @@ def test_rfc7662_2_2_refresh_token_type(stack):
     body = introspect(stack, c, t["refresh_token"], token_type_hint="refresh_token")
     assert body["active"] is True
     assert body["token_type"] == "Refresh"
-    assert body["sub"] == u
+    assert body["sub"] == subject(stack, u)  # the OpenID Connect subject, not the username
     assert body["client_id"] == c["client_id"]
     assert body["exp"] > body["iat"] + 3600
 
@@ -585,7 +590,7 @@ def test_rfc7662_2_1_resource_server_sees_any(stack, rs):
     body = introspect(stack, rs, t["access_token"])
     assert body["active"] is True
     assert body["client_id"] == owner["client_id"]
-    assert body["sub"] == u
+    assert body["sub"] == subject(stack, u)  # the OpenID Connect subject, not the username
 
 
 def test_rfc7662_2_1_public_client_refused(stack):

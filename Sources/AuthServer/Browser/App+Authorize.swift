@@ -82,17 +82,30 @@ extension App {
     }
 
     /// GET: log in, ask consent, or answer at once when consent is remembered.
+    /// `prompt=none` shows no page: it answers or redirects with `login_required` /
+    /// `consent_required` (OpenID Connect Core §3.1.2.6).
     private func show(_ request: HTTPRequest, _ authz: AuthorizationRequest, _ client: Client, _ params: Parameters) throws
         -> HTTPResponse
     {
-        guard let session = try currentSession(request) else {
-            return loginPage(authz, client, params, visitor: preLoginVisitor(request), error: nil, username: nil)
-        }
-        guard let userID = authenticatedUser(session), !authz.prompt.contains("login") else {
-            return loginPage(authz, client, params, visitor: Visitor(csrf: session.record.csrf, session: session),
-                             error: nil, username: nil)
+        let session = try currentSession(request)
+        guard let session, let userID = authenticatedUser(session), !authz.prompt.contains("login"), loginIsFresh(session, authz)
+        else {
+            if authz.prompt.contains("none") { return redirectError(authz, OAuthError(.loginRequired, "the user must log in")) }
+            let visitor = session.map { Visitor(csrf: $0.record.csrf, session: $0) } ?? preLoginVisitor(request)
+            return loginPage(authz, client, params, visitor: visitor, error: nil, username: authz.loginHint)
         }
         return try afterLogin(authz, client, params, session: session, userID: userID, extraHeaders: [], viaPost: false)
+    }
+
+    /// OpenID Connect Core §3.1.2.1 `max_age`: a login older than that asks for the password again.
+    private func loginIsFresh(_ session: Session, _ authz: AuthorizationRequest) -> Bool {
+        guard let maxAge = authz.maxAge else { return true }
+        guard let at = session.record.authenticatedAt else { return false }
+        return now - at <= maxAge
+    }
+
+    private func redirectError(_ authz: AuthorizationRequest, _ error: OAuthError) -> HTTPResponse {
+        .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: error, state: authz.state, issuer: config.issuer))
     }
 
     /// Consent is skipped only when remembered, not forced by prompt=consent, and never for
@@ -103,13 +116,19 @@ extension App {
         // 8252 §8.6: another app can claim their id), and `prompt=consent` always asks.
         if !authz.prompt.contains("consent"), !client.isPublic,
             try client.skipConsent || store.hasConsent(userID: userID, clientID: client.id, scope: authz.scope) {
-            return try issueCode(authz, userID: userID, status: viaPost ? 303 : 302, extraHeaders: extraHeaders)
+            return try issueCode(authz, userID: userID, authTime: session.record.authenticatedAt,
+                                 status: viaPost ? 303 : 302, extraHeaders: extraHeaders)
+        }
+        if authz.prompt.contains("none") {
+            return redirectError(authz, OAuthError(.consentRequired, "the user has not consented to this request"))
         }
         let username = try store.user(id: userID)?.username ?? ""
         let csrf = session.record.csrf
+        // What each scope shares, in words a person understands where we know them.
+        let shared = authz.scope.map { ScopeClaims.description(of: $0) ?? $0 }
         return pages.render(pages.consent, [
             "client_name": client.name, "username": username, "csrf": csrf, "action": formAction,
-            "authz": seal(params, csrf: csrf), "scopes": authz.scope, "redirect_host": host(of: authz.redirectURI),
+            "authz": seal(params, csrf: csrf), "scopes": shared, "redirect_host": host(of: authz.redirectURI),
             "issuer_host": host(of: config.issuer),
         ], status: 200, formTarget: authz.redirectURI, extraHeaders: extraHeaders)
     }
@@ -172,7 +191,7 @@ extension App {
                                                                      issuer: config.issuer), status: 303)
             }
             try store.saveConsent(userID: userID, clientID: client.id, scope: authz.scope, now: now)
-            return try issueCode(authz, userID: userID, status: 303, extraHeaders: [])
+            return try issueCode(authz, userID: userID, authTime: session.record.authenticatedAt, status: 303, extraHeaders: [])
         default:
             return pages.errorPage(status: 400, title: "Bad request", message: "Unknown form step.")
         }
@@ -180,14 +199,15 @@ extension App {
 
     /// §4.1.2: a random code, stored only as its hash, bound to client, redirect URI,
     /// scope, user and PKCE challenge. 302 after GET, 303 after POST (RFC 9700 §4.12).
-    private func issueCode(_ authz: AuthorizationRequest, userID: Int64, status: Int, extraHeaders: [(String, String)]) throws
-        -> HTTPResponse
-    {
+    /// `authTime` (the session's login) and the request's `nonce` are kept with the code
+    /// for its ID Token.
+    private func issueCode(_ authz: AuthorizationRequest, userID: Int64, authTime: Int64?, status: Int,
+                           extraHeaders: [(String, String)]) throws -> HTTPResponse {
         let code = SecureRandom.token()
         try store.insertCode(hash: key.hash(code), AuthorizationCodeRecord(
             clientID: authz.clientID, userID: userID, username: "", scope: authz.scope, redirectURI: authz.redirectURIParameter,
             codeChallenge: authz.codeChallenge, codeChallengeMethod: authz.codeChallengeMethod,
-            expiresAt: now + config.codeLifetime))
+            expiresAt: now + config.codeLifetime, nonce: authz.nonce, authTime: authTime))
         return .redirect(AuthorizationEndpoint.successLocation(authz, code: code, issuer: config.issuer), status: status,
                          headers: extraHeaders)
     }
@@ -210,11 +230,12 @@ extension App {
 
     private var formAction: String { config.issuer + "/authorize" }
 
-    /// The authorization parameters carried through the forms. `prompt=login` was honoured
-    /// by showing the login page and must not force it again; `prompt=consent` still has to
-    /// reach the consent step after a login.
+    /// The authorization parameters carried through the forms. `prompt=login` and
+    /// `max_age` were honoured by showing the login page and must not force it again;
+    /// `prompt=consent` still has to reach the consent step after a login.
     private func carried(_ params: Parameters) -> Parameters {
         Parameters(params.pairs.compactMap { pair in
+            if pair.name == "max_age" { return nil }
             guard pair.name == "prompt" else { return pair }
             let rest = pair.value.split(separator: " ").filter { $0 != "login" }.joined(separator: " ")
             return rest.isEmpty ? nil : (pair.name, rest)
@@ -289,7 +310,7 @@ extension App {
     // MARK: - sessions (after login)
 
     /// The live session named by the cookie, with idle and absolute timeouts applied.
-    private func currentSession(_ request: HTTPRequest) throws -> Session? {
+    func currentSession(_ request: HTTPRequest) throws -> Session? {
         guard let id = request.cookie(App.sessionCookie), !id.isEmpty, id.utf8.count <= 64, !id.hasPrefix("p.") else {
             return nil
         }

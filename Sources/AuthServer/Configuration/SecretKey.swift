@@ -48,6 +48,10 @@ public struct SecretKey: Sendable {
     /// HMAC-SHA-256 of a token, code, session id or client secret.
     public func hash(_ value: String) -> [UInt8] { Digest.hmacSHA256(key: bytes, Array(value.utf8)) }
 
+    /// A key for one purpose, derived from the server key (HMAC as a PRF, RFC 5869's
+    /// extract step with the purpose as salt), so no two uses share key material.
+    public func derived(_ purpose: String) -> [UInt8] { Digest.hmacSHA256(key: bytes, Array(("gatehouse/" + purpose).utf8)) }
+
     static func decodeHex(_ s: String) -> [UInt8]? {
         var out: [UInt8] = []
         var it = s.utf8.makeIterator()

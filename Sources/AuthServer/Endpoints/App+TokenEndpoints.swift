@@ -41,7 +41,7 @@ extension App {
         o["scope"] = Scope.string(t.scope)
         o["client_id"] = t.clientID
         o["username"] = t.username
-        o["sub"] = t.username ?? t.clientID
+        o["sub"] = t.subject ?? t.clientID
         o["token_type"] = t.kind == .access ? "Bearer" : "Refresh"
         o.set("exp", Int(t.expiresAt))
         o.set("iat", Int(t.issuedAt))

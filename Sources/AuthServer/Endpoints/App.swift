@@ -12,6 +12,7 @@ public final class App {
     let pages: Pages
     let clock: Clock
     let passwords: PasswordChecker
+    let keys: SigningKeyRing
     let tokenEndpoint: TokenEndpoint
     /// Set by the worker loop: the pool's scoreboard snapshot for /status.
     public var statusProvider: (() -> String)?
@@ -28,8 +29,11 @@ public final class App {
         self.pages = pages
         self.clock = clock
         passwords = PasswordChecker(store: store, config: config, clock: clock, gate: UnboundedPasswordHashGate())
+        let keys = SigningKeyRing(store: store, key: key, clock: clock)
+        self.keys = keys
         let grants = GrantContext(store: store, clock: clock, tokens: TokenMint(generate: { SecureRandom.token() }, hash: key.hash),
-                                  lifetimes: config.tokenLifetimes, report: App.log)
+                                  lifetimes: config.tokenLifetimes,
+                                  openID: OpenIDSigning(issuer: config.issuer, signer: keys.signer(for:)), report: App.log)
         // The grants /token serves: an explicit list, nothing registers itself.
         tokenEndpoint = TokenEndpoint(grants: [
             AuthorizationCodeGrant(grants),
@@ -47,14 +51,16 @@ public final class App {
     }
 
     public enum Endpoint: String, CaseIterable {
-        case authorize, token, revoke, introspect, metadata, validate, health, status
+        case authorize, token, revoke, introspect, metadata, validate, health, status, jwks, userinfo, logout
     }
 
     /// nginx names the endpoint in `GATEHOUSE_ENDPOINT` (one per location, so prefixes and
     /// WSO2's `/oauth2/*` aliases need no parsing here); otherwise the path's last part decides.
     static func endpoint(named: String?, path: String) -> Endpoint? {
         if let named, let e = Endpoint(rawValue: named) { return e }
-        if path.hasSuffix("/.well-known/oauth-authorization-server") { return .metadata }
+        if path.hasSuffix("/.well-known/oauth-authorization-server") || path.hasSuffix("/.well-known/openid-configuration") {
+            return .metadata
+        }
         guard let last = path.split(separator: "/").last else { return nil }
         return Endpoint(rawValue: String(last))
     }
@@ -86,6 +92,9 @@ public final class App {
             case .revoke: return try revoke(request)
             case .introspect: return try introspect(request)
             case .validate: return try validate(request)
+            case .jwks: return try jwks()
+            case .userinfo: return try userinfo(request)
+            case .logout: return try logout(request)
             }
         } catch let early as EarlyResponse {
             return early.response
@@ -126,7 +135,7 @@ public final class App {
     private func failure(_ endpoint: Endpoint, _ error: OAuthError) -> HTTPResponse {
         if let detail = error.logDetail, error.code == .serverError { Log.error("server_error", ["detail": detail]) }
         switch endpoint {
-        case .authorize:
+        case .authorize, .logout:
             let status = error.code == .temporarilyUnavailable ? 503 : error.code == .serverError ? 500 : 400
             return pages.errorPage(status: status, title: "Something went wrong", message: error.description)
         default:

@@ -107,8 +107,12 @@ public enum Server {
             let store = try StoreBackend.openForTools(config)
             let ran = try store.migrate()
             if ran > 0 { Log.info("migrations_applied", ["steps": ran, "version": try store.schemaVersion()]) }
+            // OpenID Connect: a signing key per algorithm on first start (`gatehouse keys` manages them).
+            let key = try SecretKey.loadOrCreate(path: config.secretKeyFile)
+            for made in try SigningKeyRing.ensureKeys(in: store, key: key, now: Int64(time(nil))) {
+                Log.info("signing_key_created", ["kid": made.id, "alg": made.algorithm.rawValue])
+            }
         }
-        _ = try SecretKey.loadOrCreate(path: config.secretKeyFile)
         for name in try Pages(directory: config.templateDirectory).formsWithoutRequest {
             Log.warn("template_without_authz", ["template": name + ".mustache",
                                                 "detail": "its form must carry <input type=\"hidden\" name=\"authz\" value=\"{{authz}}\">"])

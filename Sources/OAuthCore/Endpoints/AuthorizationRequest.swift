@@ -9,8 +9,17 @@ public struct AuthorizationRequest: Sendable, Equatable {
     public var state: String?
     public var codeChallenge: String?
     public var codeChallengeMethod: PKCE.Method?
-    /// `prompt` values: `login` forces a new login, `consent` asks consent again.
+    /// `prompt` values: `login` forces a new login, `consent` asks consent again, `none`
+    /// answers without showing any page (OpenID Connect Core §3.1.2.1).
     public var prompt: Set<String>
+    /// OpenID Connect: echoed in the ID Token; a login older than `maxAge` seconds asks
+    /// for the password again; `loginHint` prefills the username.
+    public var nonce: String? = nil
+    public var maxAge: Int64? = nil
+    public var loginHint: String? = nil
+
+    /// The request asks for an ID Token.
+    public var isOpenID: Bool { scope.contains("openid") }
 }
 
 /// The outcome of validating an authorization request. The type decides about
@@ -28,7 +37,10 @@ public enum AuthorizationEndpoint {
     /// `fastcgi_buffer_size` in the shipped include.
     public static let maxStateBytes = 2048
     static let singleValued = ["response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
-                               "code_challenge_method", "prompt", "response_mode", "nonce"]
+                               "code_challenge_method", "prompt", "response_mode", "nonce", "max_age", "login_hint"]
+    /// Bounds on what is stored with a code or shown in a page.
+    public static let maxNonceBytes = 512
+    public static let maxLoginHintBytes = 256
 
     /// Validates `params` for `client` (looked up by the caller from `client_id`).
     public static func validate(_ params: Parameters, client: Client?) -> AuthorizationValidation {
@@ -48,6 +60,11 @@ public enum AuthorizationEndpoint {
             }
             redirectURI = redirectParam
         } else {
+            // OpenID Connect Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID request.
+            let requested = ((try? params.single("scope")) ?? nil)?.split(separator: " ") ?? []
+            if requested.contains("openid") {
+                return .display(message: "An OpenID Connect request must include its redirect_uri.")
+            }
             // §3.1.2.3: may be omitted only when exactly one URI is registered.
             guard client.redirectURIs.count == 1 else {
                 return .display(message: "The request must include a redirect_uri: this client has several.")
@@ -84,9 +101,26 @@ public enum AuthorizationEndpoint {
                 return fail(.invalidRequest("code_challenge required (PKCE) for this client"))
             }
             let prompt = Set((try params.single("prompt") ?? "").split(separator: " ").map(String.init))
+            // OpenID Connect Core §3.1.2.1: "none" with any other value is an error.
+            if prompt.contains("none") && prompt.count > 1 {
+                return fail(.invalidRequest("prompt=none cannot be combined with other values"))
+            }
+            let nonce = try params.single("nonce")
+            if let nonce, nonce.utf8.count > maxNonceBytes {
+                return fail(.invalidRequest("nonce is longer than \(maxNonceBytes) bytes"))
+            }
+            var maxAge: Int64? = nil
+            if let raw = try params.single("max_age") {
+                guard let seconds = Int64(raw), seconds >= 0, raw.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+                    return fail(.invalidRequest("max_age must be a non-negative number of seconds"))
+                }
+                maxAge = seconds
+            }
+            let loginHint = try params.single("login_hint").flatMap { $0.utf8.count <= maxLoginHintBytes ? $0 : nil }
             return .valid(AuthorizationRequest(
                 clientID: client.id, redirectURI: redirectURI, redirectURIParameter: redirectParam, scope: scope,
-                state: state, codeChallenge: pkce?.0, codeChallengeMethod: pkce?.1, prompt: prompt))
+                state: state, codeChallenge: pkce?.0, codeChallengeMethod: pkce?.1, prompt: prompt, nonce: nonce,
+                maxAge: maxAge, loginHint: loginHint))
         } catch {
             return fail(error)
         }

@@ -15,6 +15,10 @@ public struct OAuthError: Error, Equatable, Sendable {
         case temporarilyUnavailable = "temporarily_unavailable"
         case invalidToken = "invalid_token"
         case insufficientScope = "insufficient_scope"
+        // OpenID Connect Core §3.1.2.6
+        case loginRequired = "login_required"
+        case consentRequired = "consent_required"
+        case interactionRequired = "interaction_required"
     }
 
     public var code: Code

@@ -1,4 +1,5 @@
-/// RFC 6749 §4.1.3 with RFC 7636 §4.6: a code for tokens, once.
+/// RFC 6749 §4.1.3 with RFC 7636 §4.6: a code for tokens, once. With `openid` in the
+/// code's scope, an ID Token too (OpenID Connect Core §3.1.3.3).
 public struct AuthorizationCodeGrant: TokenGrant {
     public let grantType = GrantType.authorizationCode
     let context: GrantContext
@@ -11,12 +12,19 @@ public struct AuthorizationCodeGrant: TokenGrant {
         let verifier = try request.params.single("code_verifier")
         let client = request.client
         let now = context.clock.now()
-        let minted = context.mint(refresh: client.allows(.refreshToken), now: now)
+        var minted: GrantContext.Minted?
         let verdict = try context.store.redeemCode(hash: context.tokens.hash(code), now: now) { stored in
-            Self.decide(stored, client: client, redirectURI: redirectURI, codeVerifier: verifier, now: now, tokens: minted.plan)
+            try Self.decide(stored, client: client, redirectURI: redirectURI, codeVerifier: verifier, now: now) { code in
+                let user = Authentication(subject: code.subject, authTime: code.authTime, nonce: code.nonce)
+                let fresh = try context.mint(for: client, user: user, scope: code.scope, refresh: client.allows(.refreshToken),
+                                             now: now)
+                minted = fresh
+                return fresh.plan
+            }
         }
         switch verdict {
         case .redeem(_, let scope):
+            guard let minted else { throw OAuthError.serverError("redeemed without minted tokens") }
             return context.issued(minted, scope: scope)
         case .refuse(let error):
             throw error
@@ -26,7 +34,8 @@ public struct AuthorizationCodeGrant: TokenGrant {
         }
     }
 
-    /// The rules for one presented code, decided inside the store's atomic step.
+    /// The rules for one presented code, decided inside the store's atomic step; `mint`
+    /// makes the tokens of a code that passes them.
     ///
     /// - §4.1.3: the code must exist, be issued to this client, be unexpired, and the
     ///   redirect_uri must match the authorization request's.
@@ -35,7 +44,7 @@ public struct AuthorizationCodeGrant: TokenGrant {
     ///   based on that authorization code." Only for the client it was issued to: another
     ///   client presenting it learns nothing and revokes nothing (§10.4's spirit).
     public static func decide(_ stored: StoredCode?, client: Client, redirectURI: String?, codeVerifier: String?, now: Int64,
-                              tokens: NewTokens) -> CodeVerdict {
+                              mint: (AuthorizationCodeRecord) throws -> NewTokens) throws -> CodeVerdict {
         guard let stored else { return .refuse(.invalidGrant("invalid authorization code")) }
         let record = stored.record
         if record.consumed {
@@ -47,6 +56,6 @@ public struct AuthorizationCodeGrant: TokenGrant {
         } catch {
             return .refuse(error)
         }
-        return .redeem(tokens, scope: record.scope)
+        return .redeem(try mint(record), scope: record.scope)
     }
 }

@@ -11,7 +11,7 @@ public struct ClientCredentialsGrant: TokenGrant {
                                       defaults: client.defaultScopes)
         let now = context.clock.now()
         // §4.4.3: "A refresh token SHOULD NOT be included."
-        let minted = context.mint(refresh: false, now: now)
+        let minted = try context.mint(for: client, user: nil, scope: scope, refresh: false, now: now)
         try context.store.issue(NewGrant(clientID: client.id, userID: nil, scope: scope, tokens: minted.plan, now: now))
         return context.issued(minted, scope: scope)
     }

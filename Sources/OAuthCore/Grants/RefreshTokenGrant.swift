@@ -1,4 +1,6 @@
-/// RFC 6749 §6 with rotation, reuse detection and a grace window (RFC 9700 §4.14.2).
+/// RFC 6749 §6 with rotation, reuse detection and a grace window (RFC 9700 §4.14.2). An
+/// `openid` grant gets a new ID Token with the original login's `auth_time` (OpenID
+/// Connect Core §12.2).
 public struct RefreshTokenGrant: TokenGrant {
     public let grantType = GrantType.refreshToken
     let context: GrantContext
@@ -10,11 +12,13 @@ public struct RefreshTokenGrant: TokenGrant {
         let requestedScope = try request.params.single("scope")
         let client = request.client
         let now = context.clock.now()
-        var minted: (access: String, refresh: String?, plan: NewTokens)?
+        var minted: GrantContext.Minted?
         let verdict = try context.store.rotateRefreshToken(hash: context.tokens.hash(presented), now: now) { stored in
-            Self.decide(stored, client: client, requestedScope: requestedScope, now: now,
-                        graceSeconds: context.lifetimes.refreshGrace) { familyExpiresAt in
-                let fresh = context.mint(refresh: true, now: now, familyExpiresAt: familyExpiresAt)
+            try Self.decide(stored, client: client, requestedScope: requestedScope, now: now,
+                            graceSeconds: context.lifetimes.refreshGrace) { token, scope in
+                let user = token.record.subject.map { Authentication(subject: $0, authTime: token.authTime, nonce: nil) }
+                let fresh = try context.mint(for: client, user: user, scope: scope, refresh: true, now: now,
+                                             familyExpiresAt: token.familyExpiresAt)
                 minted = fresh
                 return fresh.plan
             }
@@ -32,7 +36,7 @@ public struct RefreshTokenGrant: TokenGrant {
     }
 
     /// The rules for one presented refresh token, decided inside the store's atomic step.
-    /// `mint` makes the new tokens for a family ending at the given time.
+    /// `mint` makes the new tokens with the scope they will carry.
     ///
     /// - §10.4: a token presented by another client than its own changes nothing: a client
     ///   cannot revoke, by replaying it, a family that is not its own.
@@ -41,7 +45,9 @@ public struct RefreshTokenGrant: TokenGrant {
     /// - §6: the new scope may narrow the original grant's, never widen it; a disabled
     ///   resource owner gets nothing.
     public static func decide(_ stored: StoredRefreshToken?, client: Client, requestedScope: String?, now: Int64,
-                              graceSeconds: Int64, mint: (_ familyExpiresAt: Int64) -> NewTokens) -> RefreshVerdict {
+                              graceSeconds: Int64, mint: (StoredRefreshToken, [String]) throws -> NewTokens) throws
+        -> RefreshVerdict
+    {
         guard let stored else { return .refuse(.invalidGrant("unknown refresh token")) }
         let token = stored.record
         guard token.clientID.sameBytes(as: client.id) else { return .refuse(.invalidGrant("refresh token was issued to another client")) }
@@ -62,7 +68,7 @@ public struct RefreshTokenGrant: TokenGrant {
         } catch {
             return .refuse(error)
         }
-        return .rotate(RefreshRotation(tokens: mint(stored.familyExpiresAt), scope: scope,
+        return .rotate(RefreshRotation(tokens: try mint(stored, scope), scope: scope,
                                        generation: withinGrace ? stored.familyGeneration : stored.familyGeneration + 1,
                                        withinGrace: withinGrace))
     }

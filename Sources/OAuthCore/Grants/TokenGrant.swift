@@ -1,3 +1,5 @@
+import OAuthCrypto
+
 /// One grant type of the token endpoint (RFC 6749 §4): it takes the validated request of
 /// an authenticated client and answers the tokens, or throws an RFC error. Every rule of
 /// the grant is decided here, once, whatever the backend.
@@ -38,39 +40,113 @@ public struct TokenEndpoint {
     public var grantTypes: [GrantType] { grants.map(\.grantType) }
 }
 
-/// What every grant shares: where grants are kept, time, token material, lifetimes, and
-/// where security events go.
+/// What every grant shares: where grants are kept, time, token material, lifetimes, the
+/// OpenID Connect signer, and where security events go.
 public struct GrantContext {
     public var store: any GrantStore
     public var clock: Clock
     public var tokens: TokenMint
     public var lifetimes: TokenLifetimes
+    /// Signs ID Tokens and JWT access tokens; nil: neither is issued.
+    public var openID: OpenIDSigning?
     /// Security events worth a log line (a replayed code, a reused refresh token).
     public var report: (GrantEvent) -> Void
 
-    public init(store: any GrantStore, clock: Clock, tokens: TokenMint, lifetimes: TokenLifetimes,
+    public init(store: any GrantStore, clock: Clock, tokens: TokenMint, lifetimes: TokenLifetimes, openID: OpenIDSigning? = nil,
                 report: @escaping (GrantEvent) -> Void = { _ in }) {
         self.store = store
         self.clock = clock
         self.tokens = tokens
         self.lifetimes = lifetimes
+        self.openID = openID
         self.report = report
     }
 
-    /// Fresh tokens and their hashes; a refresh token only when asked for. `familyExpiresAt`
-    /// is the end of an existing refresh chain, or nil to start one.
-    func mint(refresh: Bool, now: Int64, familyExpiresAt: Int64? = nil) -> (access: String, refresh: String?, plan: NewTokens) {
-        let access = tokens.generate()
+    /// The tokens of one grant step before they are stored: their values for the response
+    /// and their hashes for the store.
+    struct Minted {
+        var access: String
+        var refresh: String?
+        var idToken: String?
+        var plan: NewTokens
+    }
+
+    /// Fresh tokens for `client`: the access token opaque or an RFC 9068 JWT as the client is
+    /// registered; a refresh token when asked for; an ID Token when the scope has `openid`
+    /// and `user` says who logged in. `familyExpiresAt` is the end of an existing refresh
+    /// chain, or nil to start one.
+    func mint(for client: Client, user: Authentication?, scope: [String], refresh: Bool, now: Int64,
+              familyExpiresAt: Int64? = nil) throws -> Minted {
+        var access = tokens.generate()
+        if client.accessTokenFormat == .jwt, let openID {
+            access = try openID.accessToken(for: client, subject: user?.subject ?? client.id, scope: scope, jti: access, now: now,
+                                            lifetime: lifetimes.access)
+        }
         let refreshToken = refresh ? tokens.generate() : nil
+        var idToken: String? = nil
+        if scope.contains("openid"), let user, let openID {
+            idToken = try openID.idToken(for: client, user: user, accessToken: access, now: now, lifetime: lifetimes.access)
+        }
         let plan = NewTokens(accessHash: tokens.hash(access), accessExpiresAt: now + lifetimes.access,
                              refreshHash: refreshToken.map(tokens.hash), refreshExpiresAt: now + lifetimes.refreshIdle,
                              familyExpiresAt: familyExpiresAt ?? now + lifetimes.refreshAbsolute)
-        return (access, refreshToken, plan)
+        return Minted(access: access, refresh: refreshToken, idToken: idToken, plan: plan)
     }
 
-    func issued(_ minted: (access: String, refresh: String?, plan: NewTokens), scope: [String]) -> IssuedTokens {
-        IssuedTokens(accessToken: minted.access, refreshToken: minted.refresh, scope: scope,
-                     expiresIn: Int(lifetimes.access))
+    func issued(_ minted: Minted, scope: [String]) -> IssuedTokens {
+        IssuedTokens(accessToken: minted.access, refreshToken: minted.refresh, scope: scope, expiresIn: Int(lifetimes.access),
+                     idToken: minted.idToken)
+    }
+}
+
+/// Who logged in, as an ID Token states it.
+public struct Authentication: Sendable, Equatable {
+    public var subject: String
+    /// When the password was entered (`auth_time`).
+    public var authTime: Int64?
+    /// The authorization request's `nonce`; never repeated in a refresh's ID Token (Core §12.2).
+    public var nonce: String?
+
+    public init(subject: String, authTime: Int64?, nonce: String?) {
+        self.subject = subject
+        self.authTime = authTime
+        self.nonce = nonce
+    }
+}
+
+/// ID Tokens (OpenID Connect Core §2) and JWT access tokens (RFC 9068) under the server's
+/// keys, each client's with the algorithm it is registered for.
+public struct OpenIDSigning {
+    public var issuer: String
+    public var signer: (SigningAlgorithm) throws -> any JWSSigner
+
+    public init(issuer: String, signer: @escaping (SigningAlgorithm) throws -> any JWSSigner) {
+        self.issuer = issuer
+        self.signer = signer
+    }
+
+    func idToken(for client: Client, user: Authentication, accessToken: String, now: Int64, lifetime: Int64) throws -> String {
+        let claims = IDTokenClaims(issuer: issuer, subject: user.subject, audience: client.id, issuedAt: now,
+                                   expiresAt: now + lifetime, authTime: user.authTime, nonce: user.nonce,
+                                   accessTokenHash: IDTokenClaims.accessTokenHash(accessToken))
+        return try JWS.compact(payload: claims.json, signer: signer(client.idTokenAlgorithm))
+    }
+
+    /// RFC 9068 §2.2: `iss`, `exp`, `aud`, `sub`, `client_id`, `iat`, `jti`, and `scope`;
+    /// `typ` is `at+jwt` (§2.1). `jti` is a fresh random value, so every token differs.
+    func accessToken(for client: Client, subject: String, scope: [String], jti: String, now: Int64, lifetime: Int64) throws
+        -> String
+    {
+        var o = JSONObject()
+        o["iss"] = issuer
+        o["sub"] = subject
+        o["aud"] = client.id
+        o.set("exp", Int(now + lifetime))
+        o.set("iat", Int(now))
+        o["jti"] = jti
+        o["client_id"] = client.id
+        o["scope"] = Scope.string(scope)
+        return try JWS.compact(payload: o, type: "at+jwt", signer: signer(client.idTokenAlgorithm))
     }
 }
 
@@ -88,6 +164,7 @@ public struct TokenMint {
 
 /// Lifetimes in seconds.
 public struct TokenLifetimes: Sendable {
+    /// Access tokens, and the ID Tokens issued with them.
     public var access: Int64
     /// A refresh token unused this long expires.
     public var refreshIdle: Int64

@@ -26,6 +26,12 @@ public struct Client: Sendable, Equatable {
     /// A first-party application the operator trusts: its users are not asked for consent
     /// (honoured for confidential clients only, whose identity a code exchange proves).
     public var skipConsent = false
+    /// OpenID Connect: how its ID Tokens (and JWT access tokens) are signed.
+    public var idTokenAlgorithm: SigningAlgorithm = .es256
+    /// RP-Initiated Logout §3: where /logout may send the browser back, compared exactly.
+    public var postLogoutRedirectURIs: [String] = []
+    /// Opaque access tokens, or RFC 9068 JWTs (still recorded, so revocable).
+    public var accessTokenFormat: AccessTokenFormat = .opaque
 
     public init(id: String, name: String, secretHash: [UInt8]?, redirectURIs: [String], grantTypes: [GrantType],
                 allowedScopes: [String], defaultScopes: [String], requirePKCE: Bool = false,
@@ -56,17 +62,54 @@ public struct Client: Sendable, Equatable {
     public func allows(_ grant: GrantType) -> Bool { grantTypes.contains(grant) }
 }
 
+public enum SigningAlgorithm: String, Sendable, CaseIterable {
+    case es256 = "ES256"
+    case rs256 = "RS256"
+}
+
+public enum AccessTokenFormat: String, Sendable, CaseIterable {
+    case opaque, jwt
+}
+
 /// A resource owner who logs in at /authorize or through the password grant.
 public struct User: Sendable, Equatable {
     public var id: Int64
     public var username: String
     public var passwordHash: String
     public var disabled: Bool
+    /// OpenID Connect `sub`: given when the user is created and never to anyone else (a
+    /// username can be removed and given to another person).
+    public var subject: String
+    public var profile: UserProfile
 
-    public init(id: Int64, username: String, passwordHash: String, disabled: Bool) {
+    public init(id: Int64, username: String, passwordHash: String, disabled: Bool, subject: String = "",
+                profile: UserProfile = UserProfile()) {
         self.id = id
         self.username = username
         self.passwordHash = passwordHash
         self.disabled = disabled
+        self.subject = subject
+        self.profile = profile
+    }
+}
+
+/// The attributes OpenID Connect scopes release (Core §5.1); nil: not set.
+public struct UserProfile: Sendable, Equatable {
+    public var email: String?
+    public var emailVerified: Bool
+    public var name: String?
+    public var givenName: String?
+    public var familyName: String?
+    /// When any of these last changed.
+    public var updatedAt: Int64?
+
+    public init(email: String? = nil, emailVerified: Bool = false, name: String? = nil, givenName: String? = nil,
+                familyName: String? = nil, updatedAt: Int64? = nil) {
+        self.email = email
+        self.emailVerified = emailVerified
+        self.name = name
+        self.givenName = givenName
+        self.familyName = familyName
+        self.updatedAt = updatedAt
     }
 }

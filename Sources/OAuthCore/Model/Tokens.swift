@@ -13,10 +13,18 @@ public struct AuthorizationCodeRecord: Sendable, Equatable {
     public var consumed: Bool
     /// The resource owner was disabled after the code was issued.
     public var userDisabled: Bool
+    /// OpenID Connect: `nonce` as sent to /authorize, and when the user logged in.
+    public var nonce: String?
+    public var authTime: Int64?
+    /// The user's `sub` (read with the code, like `username`).
+    public var subject: String
 
     public init(clientID: String, userID: Int64, username: String, scope: [String], redirectURI: String?,
                 codeChallenge: String?, codeChallengeMethod: PKCE.Method?, expiresAt: Int64, consumed: Bool = false,
-                userDisabled: Bool = false) {
+                userDisabled: Bool = false, nonce: String? = nil, authTime: Int64? = nil, subject: String = "") {
+        self.nonce = nonce
+        self.authTime = authTime
+        self.subject = subject
         self.clientID = clientID
         self.userID = userID
         self.username = username
@@ -48,9 +56,12 @@ public struct TokenRecord: Sendable, Equatable {
     public var familyID: Int64
     /// Refresh tokens: set once rotated (the moment it was used).
     public var rotatedAt: Int64?
+    /// The user's OpenID Connect `sub`; nil for client_credentials tokens.
+    public var subject: String?
 
     public init(kind: TokenKind, clientID: String, username: String?, scope: [String], issuedAt: Int64,
-                expiresAt: Int64, revoked: Bool, familyID: Int64, rotatedAt: Int64? = nil) {
+                expiresAt: Int64, revoked: Bool, familyID: Int64, rotatedAt: Int64? = nil, subject: String? = nil) {
+        self.subject = subject
         self.kind = kind
         self.clientID = clientID
         self.username = username
@@ -71,8 +82,11 @@ public struct IssuedTokens: Sendable, Equatable {
     public var refreshToken: String?
     public var scope: [String]
     public var expiresIn: Int
+    /// OpenID Connect: present when the grant's scope has `openid`.
+    public var idToken: String?
 
-    public init(accessToken: String, refreshToken: String?, scope: [String], expiresIn: Int) {
+    public init(accessToken: String, refreshToken: String?, scope: [String], expiresIn: Int, idToken: String? = nil) {
+        self.idToken = idToken
         self.accessToken = accessToken
         self.refreshToken = refreshToken
         self.scope = scope
@@ -87,6 +101,7 @@ public struct IssuedTokens: Sendable, Equatable {
         o["scope"] = Scope.string(scope)
         o["token_type"] = "Bearer"
         o.set("expires_in", expiresIn)
+        o["id_token"] = idToken
         return .json(200, o.serialized(), headers: HTTPResponse.noStoreHeaders)
     }
 }

@@ -1,3 +1,5 @@
+import OAuthCrypto
+
 /// What the grants, the endpoints and the CLI need from storage, by need. Every backend
 /// (SQLite today, memory for tests, PostgreSQL next) implements all of them and passes one
 /// contract test suite. The protocol rules are not here: a backend loads the stored state,
@@ -18,8 +20,11 @@ public protocol ClientStore: AnyObject {
 
 /// Resource owners.
 public protocol UserStore: AnyObject {
-    /// Adds a user; nil when the name is taken, else the new user's id.
-    func insertUser(username: String, passwordHash: String, now: Int64) throws -> Int64?
+    /// Adds a user; nil when the name (or, never in practice, the subject) is taken, else
+    /// the new user's id.
+    func insertUser(username: String, passwordHash: String, subject: String, profile: UserProfile, now: Int64) throws -> Int64?
+    /// Replaces a user's OpenID Connect attributes; false when there is no such user.
+    func updateProfile(username: String, _ profile: UserProfile) throws -> Bool
     func user(named username: String) throws -> User?
     func user(id: Int64) throws -> User?
     /// Every user, by name.
@@ -38,11 +43,13 @@ public protocol GrantStore: AnyObject {
     func insertCode(hash: [UInt8], _ code: AuthorizationCodeRecord) throws
     /// One atomic step: loads the code (nil when unknown), asks `decide`, applies the
     /// verdict (see `CodeVerdict`), and answers it. Two redemptions of one code never both
-    /// get `.redeem` applied.
-    func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) -> CodeVerdict) throws -> CodeVerdict
+    /// get `.redeem` applied. When `decide` throws, nothing is written.
+    func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) throws -> CodeVerdict) throws -> CodeVerdict
     /// One atomic step: loads the refresh token (nil when unknown or not a refresh token),
-    /// asks `decide`, applies the verdict (see `RefreshVerdict`), and answers it.
-    func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) -> RefreshVerdict) throws -> RefreshVerdict
+    /// asks `decide`, applies the verdict (see `RefreshVerdict`), and answers it. When
+    /// `decide` throws, nothing is written.
+    func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) throws -> RefreshVerdict) throws
+        -> RefreshVerdict
     /// Starts a grant with its first tokens. A grant with neither user nor refresh token
     /// (client_credentials) is its access token alone: no family.
     func issue(_ grant: NewGrant) throws
@@ -83,6 +90,15 @@ public protocol LoginThrottleStore: AnyObject {
     func clearLoginFailures(key: String) throws
 }
 
+/// The keys that sign ID Tokens and JWT access tokens, shared by every worker and host.
+public protocol SigningKeyStore: AnyObject {
+    /// Every key, oldest first.
+    func signingKeys() throws -> [StoredSigningKey]
+    func insertSigningKey(_ key: StoredSigningKey) throws
+    /// False when there is no such key or it is already retired.
+    func retireSigningKey(id: String, now: Int64) throws -> Bool
+}
+
 /// Schema and housekeeping, run by the master, a task child or the CLI.
 public protocol StoreMaintenance: AnyObject {
     /// Applies pending migrations; answers how many ran.
@@ -95,7 +111,7 @@ public protocol StoreMaintenance: AnyObject {
 
 /// Everything a Gatehouse instance keeps.
 public typealias AuthorizationStore = ClientStore & UserStore & GrantStore & SessionStore & LoginThrottleStore
-    & StoreMaintenance
+    & SigningKeyStore & StoreMaintenance
 
 /// A storage failure the caller can act on, in backend-neutral terms: the one place that
 /// turns it into an answer (503 for temporary failures, else 500) needs nothing more.
@@ -110,5 +126,28 @@ extension StoreMaintenance {
     /// A purge in batches of 1,000 rows, without progress reports.
     public func purgeExpired(now: Int64, sessionIdleSeconds: Int64) throws -> [String: Int] {
         try purgeExpired(now: now, batch: 1000, sessionIdleSeconds: sessionIdleSeconds, progress: nil)
+    }
+}
+
+extension UserStore {
+    /// Adds a user with a new random subject identifier.
+    public func insertUser(username: String, passwordHash: String, profile: UserProfile = UserProfile(), now: Int64) throws
+        -> Int64?
+    {
+        try insertUser(username: username, passwordHash: passwordHash, subject: Subject.generate(), profile: profile, now: now)
+    }
+}
+
+/// OpenID Connect subject identifiers (Core §2 `sub`): random, unique, never reassigned.
+public enum Subject {
+    /// A random version-4 UUID (RFC 9562 §5.4) from the CSPRNG.
+    public static func generate() -> String {
+        var b = SecureRandom.bytes(16)
+        b[6] = (b[6] & 0x0F) | 0x40
+        b[8] = (b[8] & 0x3F) | 0x80
+        let hex = Digest.hex(b)
+        let h = Array(hex)
+        return String(h[0..<8]) + "-" + String(h[8..<12]) + "-" + String(h[12..<16]) + "-" + String(h[16..<20]) + "-"
+            + String(h[20..<32])
     }
 }

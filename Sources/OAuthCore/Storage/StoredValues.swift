@@ -28,8 +28,11 @@ public struct NewGrant: Sendable, Equatable {
     public var scope: [String]
     public var tokens: NewTokens
     public var now: Int64
+    /// When the user authenticated (OpenID Connect `auth_time` of later ID Tokens).
+    public var authTime: Int64?
 
-    public init(clientID: String, userID: Int64?, scope: [String], tokens: NewTokens, now: Int64) {
+    public init(clientID: String, userID: Int64?, scope: [String], tokens: NewTokens, now: Int64, authTime: Int64? = nil) {
+        self.authTime = authTime
         self.clientID = clientID
         self.userID = userID
         self.scope = scope
@@ -74,9 +77,12 @@ public struct StoredRefreshToken: Sendable, Equatable {
     public var familyScope: [String]
     /// This token already had its one retry inside the grace window.
     public var graceUsed: Bool
+    /// The login that started the grant (OpenID Connect §12.2: a refresh's ID Token keeps it).
+    public var authTime: Int64?
 
     public init(record: TokenRecord, userID: Int64?, userDisabled: Bool, generation: Int64, familyGeneration: Int64,
-                familyExpiresAt: Int64, familyScope: [String], graceUsed: Bool) {
+                familyExpiresAt: Int64, familyScope: [String], graceUsed: Bool, authTime: Int64? = nil) {
+        self.authTime = authTime
         self.record = record
         self.userID = userID
         self.userDisabled = userDisabled
@@ -141,5 +147,29 @@ public struct SessionRecord: Sendable, Equatable {
         self.authenticatedAt = authenticatedAt
         self.createdAt = createdAt
         self.lastSeenAt = lastSeenAt
+    }
+}
+
+/// A signing key as stored: its private part sealed under the server key (AES-256-GCM),
+/// so a copy of the database alone signs nothing.
+public struct StoredSigningKey: Sendable, Equatable {
+    /// The `kid`.
+    public var id: String
+    public var algorithm: SigningAlgorithm
+    public var sealedPrivateKey: [UInt8]
+    public var createdAt: Int64
+    /// Published in /jwks from `createdAt`, signs from `activeFrom` (publish before use).
+    public var activeFrom: Int64
+    /// Signs no more from then; stays published until what it signed has expired.
+    public var retiredAt: Int64?
+
+    public init(id: String, algorithm: SigningAlgorithm, sealedPrivateKey: [UInt8], createdAt: Int64, activeFrom: Int64,
+                retiredAt: Int64? = nil) {
+        self.id = id
+        self.algorithm = algorithm
+        self.sealedPrivateKey = sealedPrivateKey
+        self.createdAt = createdAt
+        self.activeFrom = activeFrom
+        self.retiredAt = retiredAt
     }
 }

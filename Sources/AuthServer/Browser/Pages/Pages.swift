@@ -8,22 +8,26 @@ public struct Pages {
     let login: MustacheTemplate
     let consent: MustacheTemplate
     let error: MustacheTemplate
+    let logout: MustacheTemplate
     /// Operator templates whose form lacks `{{authz}}` (the sealed request): their logins fail.
     public private(set) var formsWithoutRequest: [String] = []
 
     public init(directory: String?) throws {
         MustacheContentTypes.register(ScalarHTMLContentType(), named: ScalarHTMLContentType.name)
         var missing: [String] = []
-        func load(_ name: String, builtin: [UInt8]) throws -> MustacheTemplate {
+        func load(_ name: String, builtin: [UInt8], optional: Bool = false) throws -> MustacheTemplate {
             var text = String(decoding: builtin, as: UTF8.self)
             if let directory {
                 let path = directory + "/" + name + ".mustache"
+                // A page added after an operator copied the templates falls back to the built-in one.
+                let exists = FileManager.default.fileExists(atPath: path)
+                if optional && !exists { return try MustacheTemplate(string: "{{% CONTENT_TYPE: \(ScalarHTMLContentType.name) }}" + text) }
                 guard let custom = try? String(contentsOfFile: path, encoding: .utf8) else {
                     throw ConfigError("template_dir: cannot read \(path)")
                 }
                 text = custom
             }
-            if directory != nil, name != "error", !text.contains("{{authz}}") { missing.append(name) }
+            if directory != nil, name == "login" || name == "consent", !text.contains("{{authz}}") { missing.append(name) }
             // Every value is escaped, by our escaper: no raw output tags, no other content type.
             for raw in ["{{{", "{{&", "{{=", "CONTENT_TYPE"] where text.contains(raw) {
                 throw ConfigError("template \(name).mustache uses '\(raw)': Gatehouse templates escape every value")
@@ -35,6 +39,7 @@ public struct Pages {
         login = try load("login", builtin: PackageResources.login_mustache)
         consent = try load("consent", builtin: PackageResources.consent_mustache)
         error = try load("error", builtin: PackageResources.error_mustache)
+        logout = try load("logout", builtin: PackageResources.logout_mustache, optional: true)
         formsWithoutRequest = missing
     }
 

@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import OAuthCore
+import OAuthCrypto
+
+extension App {
+    // MARK: - /logout (OpenID Connect RP-Initiated Logout 1.0)
+
+    /// With a valid `id_token_hint` for the signed-in user (or when nobody is signed in) the
+    /// session ends at once, and the browser goes back to `post_logout_redirect_uri` when
+    /// that URI is registered for the hint's client (§3), with `state`. Otherwise the user
+    /// confirms in a form with a CSRF token (§2: the OP "SHOULD ask the End-User whether to
+    /// log out"), so a page elsewhere cannot sign people out, and the URI is used only when
+    /// `client_id` ties it to a client.
+    func logout(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard request.method == "GET" || request.method == "POST" else {
+            return pages.errorPage(status: 405, title: "Method not allowed", message: "Use GET or POST.")
+        }
+        let raw: String
+        if request.method == "POST" {
+            guard request.mediaType == "application/x-www-form-urlencoded", let body = String(validating: request.body, as: UTF8.self)
+            else { return pages.errorPage(status: 400, title: "Bad request", message: "The form could not be read.") }
+            raw = body
+        } else {
+            raw = request.query
+        }
+        let params: Parameters, hint: String?, uri: String?, state: String?, clientID: String?
+        do {
+            params = try Parameters.parse(raw)
+            (hint, uri) = (try params.single("id_token_hint"), try params.single("post_logout_redirect_uri"))
+            (state, clientID) = (try params.single("state"), try params.single("client_id"))
+        } catch {
+            return pages.errorPage(status: 400, title: "Bad request", message: "The logout request is malformed.")
+        }
+        let session = try currentSession(request)
+
+        // The confirmation form coming back.
+        if request.method == "POST", let sealed = (try? params.single("logout")) ?? nil {
+            guard let session, let csrf = (try? params.single("csrf")) ?? nil, ConstantTime.equals(csrf, session.record.csrf),
+                let carried = unsealLogout(sealed, csrf: csrf)
+            else { return signedOut(cookie: nil) }
+            try store.deleteSession(idHash: session.idHash)
+            Log.info("logout", ["confirmed": true])
+            return backToClient(clientID: (try? carried.single("client_id")) ?? nil,
+                                uri: (try? carried.single("post_logout_redirect_uri")) ?? nil,
+                                state: (try? carried.single("state")) ?? nil, status: 303) ?? signedOut(cookie: App.clearedCookie)
+        }
+
+        let hinted = hint.flatMap { keys.verifiedClaims($0, issuer: config.issuer) }
+        let sessionSubject = try session?.record.userID.flatMap { try store.user(id: $0)?.subject }
+        if let hinted, session == nil || sessionSubject == hinted.subject {
+            if let session { try store.deleteSession(idHash: session.idHash) }
+            Log.info("logout", ["client": hinted.audience])
+            // A client_id that contradicts the hint is not believed (§3).
+            if let clientID, clientID != hinted.audience { return signedOut(cookie: App.clearedCookie) }
+            return backToClient(clientID: hinted.audience, uri: uri, state: state, status: 302)
+                ?? signedOut(cookie: App.clearedCookie)
+        }
+        guard let session else { return signedOut(cookie: nil) }
+        var carried = Parameters()
+        if let clientID = clientID ?? hinted?.audience { carried.append("client_id", clientID) }
+        if let uri { carried.append("post_logout_redirect_uri", uri) }
+        if let state { carried.append("state", state) }
+        let csrf = session.record.csrf
+        return pages.render(pages.logout, [
+            "title": "Sign out?", "message": "Do you want to sign out of \(host(ofIssuer: config.issuer))?", "confirm": true,
+            "csrf": csrf, "logout": sealLogout(carried, csrf: csrf), "action": config.issuer + "/logout",
+            "issuer_host": host(ofIssuer: config.issuer),
+        ], status: 200, formTarget: uri)
+    }
+
+    static let clearedCookie = "\(App.sessionCookie)=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
+
+    /// A redirect to `uri` when it is registered, exactly, for `clientID`; nil otherwise.
+    private func backToClient(clientID: String?, uri: String?, state: String?, status: Int) -> HTTPResponse? {
+        guard let clientID, let uri, let client = try? store.client(id: clientID),
+            client.postLogoutRedirectURIs.contains(where: { $0.sameBytes(as: uri) })
+        else { return nil }
+        var p = Parameters()
+        if let state { p.append("state", state) }
+        return .redirect(p.pairs.isEmpty ? uri : RedirectURI.appending(p, to: uri), status: status,
+                         headers: [("Set-Cookie", App.clearedCookie)])
+    }
+
+    private func signedOut(cookie: String?) -> HTTPResponse {
+        pages.render(pages.logout, ["title": "You are signed out", "message": "You can close this page.",
+                                    "issuer_host": host(ofIssuer: config.issuer)],
+                     status: 200, formTarget: nil, extraHeaders: cookie.map { [("Set-Cookie", $0)] } ?? [])
+    }
+
+    private func host(ofIssuer issuer: String) -> String {
+        guard let r = issuer.range(of: "://") else { return issuer }
+        return String(issuer[r.upperBound...].prefix { $0 != "/" })
+    }
+
+    private func sealLogout(_ params: Parameters, csrf: String) -> String {
+        let payload = Base64URL.encode(Array(params.encoded().utf8))
+        return payload + "." + Base64URL.encode(key.hash("logout\n" + csrf + "\n" + payload))
+    }
+
+    private func unsealLogout(_ sealed: String, csrf: String) -> Parameters? {
+        guard let dot = sealed.utf8.lastIndex(of: UInt8(ascii: ".")) else { return nil }
+        let payload = String(sealed[..<dot])
+        guard ConstantTime.equals(String(sealed[sealed.index(after: dot)...]),
+                                  Base64URL.encode(key.hash("logout\n" + csrf + "\n" + payload))),
+            let bytes = Base64URL.decode(payload), let text = String(validating: bytes, as: UTF8.self)
+        else { return nil }
+        return try? Parameters.parse(text)
+    }
+}
+
+extension SigningKeyRing {
+    /// Who an ID Token we signed names (`sub`) and for which client (`aud`), when its
+    /// signature verifies under a published key and its `iss` is ours. Expiry is not
+    /// checked: RP-Initiated Logout §2 accepts an expired hint.
+    func verifiedClaims(_ token: String, issuer: String) -> (subject: String, audience: String)? {
+        guard let (_, payload) = JWS.verified(token, verify: { header, input, signature in
+            guard let h = try? JSONSerialization.jsonObject(with: Data(header.utf8)) as? [String: Any],
+                let kid = h["kid"] as? String, let key = try? publicKey(kid)
+            else { return false }
+            return key.verify(signature, of: input)
+        }),
+            let claims = try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any],
+            claims["iss"] as? String == issuer, let subject = claims["sub"] as? String
+        else { return nil }
+        let audience = (claims["aud"] as? String) ?? (claims["aud"] as? [String])?.first
+        guard let audience else { return nil }
+        return (subject, audience)
+    }
+}
