@@ -327,3 +327,43 @@ def test_rp_initiated_logout_a_hint_for_another_user_or_a_forged_one_needs_confi
                     allow_redirects=False)
         assert r.status_code == 200 and "Sign out?" in r.text
         assert still_signed_in(b, c)
+
+
+def test_key_rotation_under_load_no_verification_fails(stack):
+    """Clients fetch ID Tokens while keys rotate (published at once, no --publish-ahead) and the
+    old ones retire; a relying party caches /jwks and refetches it only for an unknown kid."""
+    import threading
+    c = oidc_client(stack, "--skip-consent")
+    u = oidc_user(stack)
+    b, _ = signed_in(stack, c, u)
+    cache = {"set": jwks(stack)}
+    failures, verified = [], [0]
+    stop = threading.Event()
+
+    def rotate():
+        for _ in range(3):
+            old = [k["kid"] for k in json.loads(stack.cli("keys", "list", "--json").stdout)
+                   if k["alg"] == "ES256" and k["status"] == "active"]
+            stack.cli("keys", "rotate", "--alg", "ES256")
+            time.sleep(1.0)
+            for kid in old:
+                stack.cli("keys", "retire", kid)
+            time.sleep(1.0)
+        stop.set()
+
+    t = threading.Thread(target=rotate)
+    t.start()
+    while not stop.is_set():
+        r = b.authorize(auth_params(c, scope="openid"))
+        token = exchange(stack, c, query_of(r.headers["location"])["code"])["id_token"]
+        kid = header(token)["kid"]
+        if not any(k.kid == kid for k in cache["set"].keys):
+            cache["set"] = jwks(stack)  # an unknown kid: refetch once
+        try:
+            JWT.decode(token, cache["set"]).validate(now=int(time.time()))
+            verified[0] += 1
+        except Exception as e:  # noqa: BLE001 - any failure counts
+            failures.append(f"{kid}: {e}")
+    t.join()
+    assert not failures, failures[:5]
+    assert verified[0] > 20

@@ -30,10 +30,11 @@ public final class SigningKeyRing {
         return Signer(keyID: key.id, key: try open(key))
     }
 
-    /// The JWK Set of /jwks (RFC 7517 §5): public parts only.
+    /// The JWK Set of /jwks (RFC 7517 §5): public parts only. Read from the store every
+    /// time, so a key any worker or host signs with is listed wherever /jwks is answered.
     public func jwks(tokenLifetime: Int64) throws -> String {
         let now = clock.now()
-        try refresh(now)
+        try refresh(now, force: true)
         let keys = try KeySet.published(stored, at: now, tokenLifetime: tokenLifetime).map { stored -> String in
             var o = JSONObject()
             for (name, value) in try open(stored).publicJWK() { o[name] = value }
@@ -49,12 +50,13 @@ public final class SigningKeyRing {
     func publicKey(_ kid: String) throws -> SigningKey? {
         let now = clock.now()
         try refresh(now)
+        if !stored.contains(where: { $0.id == kid }) { try refresh(now, force: true) }
         guard let stored = KeySet.published(stored, at: now, tokenLifetime: .max / 2).first(where: { $0.id == kid }) else { return nil }
         return try open(stored)
     }
 
-    private func refresh(_ now: Int64) throws {
-        if let readAt, now - readAt < refreshSeconds, !stored.isEmpty { return }
+    private func refresh(_ now: Int64, force: Bool = false) throws {
+        if !force, let readAt, now - readAt < refreshSeconds, !stored.isEmpty { return }
         stored = try store.signingKeys()
         readAt = now
     }
