@@ -242,19 +242,24 @@ extension App {
         })
     }
 
-    /// `payload.mac`: the request's parameters (base64url, so the page never holds them
-    /// raw) and an HMAC under the server key binding them to this form's CSRF token.
-    func seal(_ params: Parameters, csrf: String) -> String {
-        let payload = Base64URL.encode(Array(carried(params).encoded().utf8))
-        return payload + "." + Base64URL.encode(key.hash("authz\n" + csrf + "\n" + payload))
+    /// The pending authorization request, sealed into the login and consent forms.
+    func seal(_ params: Parameters, csrf: String) -> String { seal(carried(params), purpose: "authz", csrf: csrf) }
+
+    func unseal(_ sealed: String, csrf: String) -> Parameters? { unseal(sealed, purpose: "authz", csrf: csrf) }
+
+    /// `payload.mac`: parameters (base64url, so the page never holds them raw) and an HMAC
+    /// under the server key binding them to one form's purpose and CSRF token.
+    func seal(_ params: Parameters, purpose: String, csrf: String) -> String {
+        let payload = Base64URL.encode(Array(params.encoded().utf8))
+        return payload + "." + Base64URL.encode(key.hash(purpose + "\n" + csrf + "\n" + payload))
     }
 
-    /// The parameters of a sealed request, or nil when it was not sealed for `csrf`.
-    func unseal(_ sealed: String, csrf: String) -> Parameters? {
+    /// The parameters of a sealed form field, or nil when it was not sealed for `purpose` and `csrf`.
+    func unseal(_ sealed: String, purpose: String, csrf: String) -> Parameters? {
         guard let dot = sealed.utf8.lastIndex(of: UInt8(ascii: ".")) else { return nil }
         let payload = String(sealed[..<dot])
         let mac = String(sealed[sealed.index(after: dot)...])
-        guard ConstantTime.equals(mac, Base64URL.encode(key.hash("authz\n" + csrf + "\n" + payload))),
+        guard ConstantTime.equals(mac, Base64URL.encode(key.hash(purpose + "\n" + csrf + "\n" + payload))),
             let bytes = Base64URL.decode(payload), let text = String(validating: bytes, as: UTF8.self)
         else { return nil }
         return try? Parameters.parse(text)

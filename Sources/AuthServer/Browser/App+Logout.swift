@@ -37,7 +37,7 @@ extension App {
         // The confirmation form coming back.
         if request.method == "POST", let sealed = (try? params.single("logout")) ?? nil {
             guard let session, let csrf = (try? params.single("csrf")) ?? nil, ConstantTime.equals(csrf, session.record.csrf),
-                let carried = unsealLogout(sealed, csrf: csrf)
+                let carried = unseal(sealed, purpose: "logout", csrf: csrf)
             else { return signedOut(cookie: nil) }
             try store.deleteSession(idHash: session.idHash)
             Log.info("logout", ["confirmed": true])
@@ -64,7 +64,7 @@ extension App {
         let csrf = session.record.csrf
         return pages.render(pages.logout, [
             "title": "Sign out?", "message": "Do you want to sign out of \(host(ofIssuer: config.issuer))?", "confirm": true,
-            "csrf": csrf, "logout": sealLogout(carried, csrf: csrf), "action": config.issuer + "/logout",
+            "csrf": csrf, "logout": seal(carried, purpose: "logout", csrf: csrf), "action": config.issuer + "/logout",
             "issuer_host": host(ofIssuer: config.issuer),
         ], status: 200, formTarget: uri)
     }
@@ -91,21 +91,6 @@ extension App {
     private func host(ofIssuer issuer: String) -> String {
         guard let r = issuer.range(of: "://") else { return issuer }
         return String(issuer[r.upperBound...].prefix { $0 != "/" })
-    }
-
-    private func sealLogout(_ params: Parameters, csrf: String) -> String {
-        let payload = Base64URL.encode(Array(params.encoded().utf8))
-        return payload + "." + Base64URL.encode(key.hash("logout\n" + csrf + "\n" + payload))
-    }
-
-    private func unsealLogout(_ sealed: String, csrf: String) -> Parameters? {
-        guard let dot = sealed.utf8.lastIndex(of: UInt8(ascii: ".")) else { return nil }
-        let payload = String(sealed[..<dot])
-        guard ConstantTime.equals(String(sealed[sealed.index(after: dot)...]),
-                                  Base64URL.encode(key.hash("logout\n" + csrf + "\n" + payload))),
-            let bytes = Base64URL.decode(payload), let text = String(validating: bytes, as: UTF8.self)
-        else { return nil }
-        return try? Parameters.parse(text)
     }
 }
 
