@@ -367,3 +367,19 @@ def test_key_rotation_under_load_no_verification_fails(stack):
     t.join()
     assert not failures, failures[:5]
     assert verified[0] > 20
+
+
+def test_rfc9068_4_a_forged_or_altered_jwt_access_token_is_refused(stack):
+    """§4: the resource server validates the token; Gatehouse knows its own tokens by their
+    hash, so a JWT signed by another key, or altered, is not a token it issued."""
+    c = oidc_client(stack, "--access-token-format", "jwt")
+    u = oidc_user(stack)
+    _, code = login_for_code(stack, c, u, scope="openid PRODUCTION")
+    real = exchange(stack, c, code)["access_token"]
+    claims = JWT.decode(real, jwks(stack))
+    attacker = JsonWebKey.generate_key("EC", "P-256", is_private=True)
+    forged = JWT.encode({"alg": "ES256", "typ": "at+jwt", "kid": header(real)["kid"]}, dict(claims), attacker).decode()
+    for token in (forged, real[:-2] + ("AA" if not real.endswith("AA") else "BB")):
+        assert stack.get("/userinfo", headers={"Authorization": "Bearer " + token}).status_code == 401
+        assert stack.get("/example/api/", headers={"Authorization": "Bearer " + token}).status_code == 401
+    assert stack.get("/example/api/", headers={"Authorization": "Bearer " + real}).status_code == 200
