@@ -66,8 +66,10 @@ let package = Package(
                     dependencies: ["OAuthCore", "OAuthCrypto", "OAuthSQLite", "OAuthPostgres", "MemoryStore"]),
         .testTarget(name: "OAuthCryptoTests", dependencies: ["OAuthCrypto"]),
         .testTarget(name: "OAuthSQLiteTests", dependencies: ["OAuthSQLite", "OAuthCore", "OAuthCrypto"]),
+        // Against a real server (GATEHOUSE_TEST_POSTGRES): lost connections, timeouts, migrations.
+        .testTarget(name: "OAuthPostgresTests", dependencies: ["OAuthPostgres", "OAuthCore"]),
         // The worker's application (App.handle) over a real SQLite file: no nginx, no FastCGI.
-        .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore", "OAuthSQLite", "OAuthCrypto"]),
+        .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore", "OAuthSQLite", "OAuthPostgres", "OAuthCrypto"]),
         .testTarget(name: "LoggingTests", dependencies: ["Logging"]),
     ]
 )

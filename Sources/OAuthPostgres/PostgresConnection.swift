@@ -32,11 +32,12 @@ public final class PostgresConnection {
     /// The end of the transaction in progress: its statements share one budget.
     private var deadline: Int64?
 
-    public init(uri: String, busyTimeoutMilliseconds: Int = 5000, durable: Bool = true) throws {
+    /// Connects at the first call, not here: a worker starts while the server is out of
+    /// reach, and its requests get 503 until it is back.
+    public init(uri: String, busyTimeoutMilliseconds: Int = 5000, durable: Bool = true) {
         self.uri = uri
         timeoutMilliseconds = busyTimeoutMilliseconds
         self.durable = durable
-        try connect()
     }
 
     deinit { if let conn { PQfinish(conn) } }

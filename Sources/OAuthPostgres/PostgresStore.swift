@@ -12,8 +12,8 @@ import OAuthCore
 public final class PostgresStore: AuthorizationStore {
     public let db: PostgresConnection
 
-    public init(uri: String, busyTimeoutMilliseconds: Int = 5000, durable: Bool = true) throws {
-        db = try PostgresConnection(uri: uri, busyTimeoutMilliseconds: busyTimeoutMilliseconds, durable: durable)
+    public init(uri: String, busyTimeoutMilliseconds: Int = 5000, durable: Bool = true) {
+        db = PostgresConnection(uri: uri, busyTimeoutMilliseconds: busyTimeoutMilliseconds, durable: durable)
     }
 
     @discardableResult

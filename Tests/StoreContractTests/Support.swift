@@ -39,9 +39,9 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             let schema = "gh_contract_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
             try PostgresStore(uri: base).db.script("CREATE SCHEMA \(schema)")
             let uri = base + (base.contains("?") ? "&" : "?") + "options=-csearch_path%3D" + schema
-            let store = try PostgresStore(uri: uri)
+            let store = PostgresStore(uri: uri)
             try store.migrate()
-            return Harness(store: store, another: { try PostgresStore(uri: uri) }, rows: { table in
+            return Harness(store: store, another: { PostgresStore(uri: uri) }, rows: { table in
                 try store.db.queryOne("SELECT count(*) FROM \(table)") { Int($0.int(0)) } ?? -1
             })
         }
