@@ -66,6 +66,9 @@ public final class PostgresConnection {
             let message = c.map { Self.trimmed(PQerrorMessage($0)) } ?? "out of memory"
             throw PostgresError.unavailable("cannot connect to \(PostgresURI.masked(uri)): \(message)")
         }
+        // libpq prints the server's notices (`… already exists, skipping`) on stderr, which is
+        // the CLI's error channel and the worker's log: they are not errors, so they go nowhere.
+        PQsetNoticeProcessor(c, { _, _ in }, nil)
         _ = try execute("""
             SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
                    set_config('synchronous_commit', $3, false)

@@ -2,8 +2,6 @@
 /revoke (RFC 7009), /introspect (RFC 7662), metadata (RFC 8414), the operator CLI and
 third-party client libraries. Each test is named after the RFC section it checks."""
 import base64
-import os
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -682,9 +680,7 @@ def test_cli_user_disable_stops_tokens(stack, rs):
 
 
 def _count(stack, table):
-    out = subprocess.run(["sqlite3", os.path.join(stack.home, "gatehouse.db"), f"SELECT count(*) FROM {table}"],
-                         capture_output=True, text=True, check=True).stdout
-    return int(out.strip())
+    return int(stack.sql(f"SELECT count(*) FROM {table}"))
 
 
 def test_cli_purge_prints_counts(stack):
