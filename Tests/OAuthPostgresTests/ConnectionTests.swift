@@ -87,11 +87,11 @@ struct ConnectionTests {
     @Test("hosts starting together: the migrations run once")
     func migrateOnce() throws {
         let uri = try freshSchema()
-        let ran = DispatchQueue.global()
+        let queue = DispatchQueue.global()
         let counts = Counts()
         let group = DispatchGroup()
         for _ in 0..<4 {
-            ran.async(group: group) { counts.add((try? PostgresStore(uri: uri).migrate()) ?? -1) }
+            queue.async(group: group) { counts.add((try? PostgresStore(uri: uri).migrate()) ?? -1) }
         }
         group.wait()
         #expect(counts.values.sorted() == [0, 0, 0, PostgresMigrations.latestVersion])
