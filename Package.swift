@@ -4,6 +4,7 @@ import PackageDescription
 // Dependency direction (a target imports only what it lists):
 //   gatehouse ─► AuthServer ─► OAuthCore ─► OAuthCrypto ─► COpenSSL
 //                    ├──────► OAuthSQLite ─► OAuthCore, CSQLite   (a backend of OAuthCore's storage contract)
+//                    ├──────► OAuthPostgres ─► OAuthCore, CLibPQ  (the same contract, for several hosts)
 //                    │        MemoryStore ─► OAuthCore            (the contract in memory, for tests)
 //                    ├──────► FastCGI ─► CFastCGI, SystemCall
 //                    ├──────► Prefork ─► CSystemShims, Logging, SystemCall
@@ -24,12 +25,14 @@ let package = Package(
         .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // What Swift cannot do safely itself: signal handlers, wait-status macros, shared counters.
         .target(name: "CSystemShims"),
 
         .target(name: "OAuthCrypto", dependencies: ["COpenSSL"]),
         .target(name: "OAuthCore", dependencies: ["OAuthCrypto"]),
         .target(name: "OAuthSQLite", dependencies: ["OAuthCore", "CSQLite"]),
+        .target(name: "OAuthPostgres", dependencies: ["OAuthCore", "CLibPQ"]),
         // The storage contract in memory: grant tests with a fixed clock, and the reference
         // the contract suite holds every backend to.
         .target(name: "MemoryStore", dependencies: ["OAuthCore"]),
@@ -45,7 +48,8 @@ let package = Package(
         .target(
             name: "AuthServer",
             dependencies: [
-                "OAuthCore", "OAuthCrypto", "OAuthSQLite", "FastCGI", "Prefork", "SharedWriteGate", "Logging",
+                "OAuthCore", "OAuthCrypto", "OAuthSQLite", "OAuthPostgres", "FastCGI", "Prefork", "SharedWriteGate",
+                "Logging",
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
             resources: [
@@ -65,12 +69,15 @@ let package = Package(
         ),
 
         .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "OAuthCrypto", "MemoryStore"]),
-        // One suite, every backend: SQLite and memory today, PostgreSQL next.
-        .testTarget(name: "StoreContractTests", dependencies: ["OAuthCore", "OAuthCrypto", "OAuthSQLite", "MemoryStore"]),
+        // One suite, every backend: SQLite, memory, and PostgreSQL when GATEHOUSE_TEST_POSTGRES names one.
+        .testTarget(name: "StoreContractTests",
+                    dependencies: ["OAuthCore", "OAuthCrypto", "OAuthSQLite", "OAuthPostgres", "MemoryStore"]),
         .testTarget(name: "OAuthCryptoTests", dependencies: ["OAuthCrypto"]),
         .testTarget(name: "OAuthSQLiteTests", dependencies: ["OAuthSQLite", "OAuthCore", "OAuthCrypto"]),
+        // Against a real server (GATEHOUSE_TEST_POSTGRES): lost connections, timeouts, migrations.
+        .testTarget(name: "OAuthPostgresTests", dependencies: ["OAuthPostgres", "OAuthCore"]),
         // The worker's application (App.handle) over a real SQLite file: no nginx, no FastCGI.
-        .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore", "OAuthSQLite", "OAuthCrypto"]),
+        .testTarget(name: "AuthServerTests", dependencies: ["AuthServer", "OAuthCore", "OAuthSQLite", "OAuthPostgres", "OAuthCrypto"]),
         .testTarget(name: "LoggingTests", dependencies: ["Logging"]),
         // Process management (states, task children, accept back-off), the system-call
         // wrapper and the write gate; the tests fork real children.

@@ -25,7 +25,7 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-SYSTEM_PACKAGES=(nginx libfcgi-dev libsqlite3-dev libssl-dev openssl curl sqlite3 ca-certificates)
+SYSTEM_PACKAGES=(nginx libfcgi-dev libsqlite3-dev libssl-dev libpq-dev openssl curl sqlite3 ca-certificates)
 
 # Release build with the Swift runtime linked statically, so the binary copies to
 # another host of the same distribution.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The one test command (CI runs it too): unit tests (swift test), then integration tests
-# that start a real nginx and the real worker pool on loopback ports (pytest).
+# that start a real nginx and the real worker pool on loopback ports (pytest), on SQLite and
+# again on PostgreSQL (a throwaway cluster: scripts/postgres.sh).
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/postgres.sh"
 
-ensure_packages "${SYSTEM_PACKAGES[@]}" python3-venv
+ensure_packages "${SYSTEM_PACKAGES[@]}" python3-venv postgresql
 command -v swift >/dev/null || fail "swift is not on PATH (Swift 6 toolchain required)"
 # Headless Chromium drives the login and consent pages. Without it those tests skip on a
 # developer's machine; in CI (CI=true, as .ci/run sets) a missing browser is an error, so a
@@ -16,7 +18,11 @@ if ! ensure_packages chromium chromium-driver; then
 fi
 
 cd "$ROOT"
-say "== unit tests (swift test)"
+pg_up
+trap pg_down EXIT
+# The storage contract suite and the PostgreSQL backend's own tests run against it too.
+export GATEHOUSE_TEST_POSTGRES=$PG_URI
+say "== unit tests (swift test; the storage contract on SQLite, memory and PostgreSQL)"
 swift build --build-tests 2>&1 | grep -E 'error:|Build complete' | tail -5 >&2
 swift test 2>&1 | tail -n 25
 
@@ -27,4 +33,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check pytest requests authlib requests-oauthlib selenium >/dev/null
 export GATEHOUSE_BIN=${GATEHOUSE_BIN:-$ROOT/.build/debug/gatehouse}
-"$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration "$@"
+GATEHOUSE_DATABASE= "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration "$@"
+
+say "== integration tests again on PostgreSQL (a schema per stack; SQLite-file tests skip)"
+GATEHOUSE_DATABASE=$PG_URI "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration "$@"

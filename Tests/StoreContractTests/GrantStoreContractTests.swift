@@ -52,6 +52,25 @@ struct GrantStoreContractTests {
         #expect(!results.values.contains("error"))
     }
 
+    @Test("eight connections racing on one refresh token: exactly one rotates it", arguments: Backend.allCases)
+    func refreshRace(_ backend: Backend) throws {
+        let harness = try backend.open()
+        let user = try seed(harness.store)
+        try grant(harness.store, user: user, plan("at0", "rt0"))
+        let results = ResultBox()
+        let threads = (0..<8).map { i in
+            Thread {
+                guard let s = try? harness.another() else { results.add("open failed"); return }
+                let r = try? rotate(s, "rt0", now: 110, into: "at\(i + 1)", "rt\(i + 1)")
+                results.add(r.map { $0.rotatedScope != nil ? "rotated" : "refused" } ?? "error")
+            }
+        }
+        threads.forEach { $0.start() }
+        while results.count < 8 { usleep(1000) }
+        #expect(results.values.filter { $0 == "rotated" }.count == 1)
+        #expect(!results.values.contains("error"))
+    }
+
     @Test("RFC 6749 §6 / RFC 9700 §4.14.2: rotation narrows the scope, then reuse revokes the family",
           arguments: Backend.allCases)
     func rotation(_ backend: Backend) throws {

@@ -2,12 +2,19 @@ import Foundation
 import MemoryStore
 import OAuthCore
 import OAuthCrypto
+import OAuthPostgres
 import OAuthSQLite
 import Testing
 
-/// A backend under test. Every contract test runs once per case; PostgreSQL adds one.
+/// A backend under test. Every contract test runs once per case.
 enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case sqlite, memory
+    case sqlite, memory, postgresql
+
+    /// PostgreSQL runs when `GATEHOUSE_TEST_POSTGRES` is a libpq URI of a database the suite
+    /// may fill with schemas (scripts/test.sh starts a throwaway cluster and sets it).
+    static let postgresURI = ProcessInfo.processInfo.environment["GATEHOUSE_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
+
+    static var allCases: [Backend] { postgresURI == nil ? [.sqlite, .memory] : [.sqlite, .memory, .postgresql] }
 
     var testDescription: String { rawValue }
 
@@ -26,6 +33,17 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .memory:
             let store = MemoryStore()
             return Harness(store: store, another: { store }, rows: { store.rowCount($0) })
+        case .postgresql:
+            // Each test in a schema of its own, so tests run in parallel on one database.
+            let base = try #require(Self.postgresURI)
+            let schema = "gh_contract_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try PostgresStore(uri: base).db.script("CREATE SCHEMA \(schema)")
+            let uri = base + (base.contains("?") ? "&" : "?") + "options=-csearch_path%3D" + schema
+            let store = PostgresStore(uri: uri)
+            try store.migrate()
+            return Harness(store: store, another: { PostgresStore(uri: uri) }, rows: { table in
+                try store.db.queryOne("SELECT count(*) FROM \(table)") { Int($0.int(0)) } ?? -1
+            })
         }
     }
 }

@@ -1,5 +1,9 @@
 """Integration harness: a real nginx and the real worker pool on free loopback ports, in a
-temporary GATEHOUSE_HOME, spoken to over HTTPS. No mocks of nginx, FastCGI or SQLite."""
+temporary GATEHOUSE_HOME, spoken to over HTTPS. No mocks of nginx, FastCGI or SQLite.
+
+With GATEHOUSE_DATABASE set to a PostgreSQL URI (scripts/test.sh does, on its second run)
+every Stack gets a schema of its own in that database; tests that read or break the SQLite
+file itself are marked `sqlite` and skip."""
 import json
 import os
 import signal
@@ -8,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import uuid
 
 import pytest
 import requests
@@ -15,6 +20,29 @@ import requests
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("GATEHOUSE_BIN") or os.path.join(ROOT, ".build", "debug", "gatehouse")
 PASSWORD = "correct horse battery staple"
+POSTGRES = os.environ.get("GATEHOUSE_DATABASE", "")
+if not POSTGRES.startswith(("postgresql://", "postgres://")):
+    POSTGRES = ""
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite: reads or breaks the SQLite file itself; skipped on PostgreSQL")
+
+
+def pytest_collection_modifyitems(config, items):
+    if POSTGRES:
+        skip = pytest.mark.skip(reason="SQLite-specific (GATEHOUSE_DATABASE is PostgreSQL)")
+        for item in items:
+            if "sqlite" in item.keywords:
+                item.add_marker(skip)
+
+
+def postgres_schema():
+    """A new schema in the GATEHOUSE_DATABASE database; answers the URI that selects it."""
+    schema = "gh_" + uuid.uuid4().hex
+    subprocess.run(["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", "-d", POSTGRES, "-c", f"CREATE SCHEMA {schema}"],
+                   check=True, capture_output=True)
+    return POSTGRES + ("&" if "?" in POSTGRES else "?") + "options=-csearch_path%3D" + schema
 
 
 def free_port():
@@ -36,6 +64,8 @@ class Stack:
         self.example_port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.env = dict(os.environ, GATEHOUSE_HOME=self.home, GATEHOUSE_HTTPS_PORT=str(self.port))
+        if POSTGRES:
+            self.env["GATEHOUSE_DATABASE"] = postgres_schema()
         self.workers = workers
         if login_rate:
             self.env["GATEHOUSE_LOGIN_RATE"] = login_rate  # read by render_nginx, which runs with self.env
@@ -112,6 +142,16 @@ class Stack:
             raise RuntimeError(f"gatehouse {' '.join(args)} failed: {r.stderr}")
         return r
 
+    def sql(self, query):
+        """Runs `query` against this stack's database (sqlite3 or psql); answers its output."""
+        if POSTGRES:
+            cmd = ["psql", "-q", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.env["GATEHOUSE_DATABASE"], "-c", query]
+        else:
+            cmd = ["sqlite3", "-cmd", ".timeout 10000", getattr(self, "db", os.path.join(self.home, "gatehouse.db")), query]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
     def add_client(self, *args):
         return json.loads(self.cli("client", "add", "--json", *args).stdout)
 
@@ -139,6 +179,11 @@ def stack():
     s = Stack(workers=2).start()
     yield s
     s.stop()
+
+
+def blob(data):
+    """A literal for bytes in this suite's database's SQL dialect."""
+    return f"'\\x{data.hex()}'::bytea" if POSTGRES else f"X'{data.hex()}'"
 
 
 def query_of(location):

@@ -586,6 +586,7 @@ def test_cl75_rfc6749_10_10_tokens_unique_constant_shape_128_bits(stack, web):
     assert len({v[:6] for v in toks}) == len(toks)            # no shared prefix
 
 
+@pytest.mark.sqlite
 def test_cl76_rfc6819_4_5_2_database_holds_no_raw_token_code_or_secret(stack, web):
     c = confidential(stack)
     code = get_code(web["browser"], c, web["user"])           # consent page, then a code

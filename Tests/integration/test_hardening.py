@@ -6,6 +6,8 @@ import threading
 import time
 import urllib.parse
 
+import pytest
+
 from conftest import PASSWORD, Stack
 from test_authorization_code import new_client, new_user
 from test_reliability import sql
@@ -71,6 +73,7 @@ def database_shape(stack):
     return rows, sql(stack, "PRAGMA page_count")
 
 
+@pytest.mark.sqlite
 def test_issue10_3_two_thousand_cookieless_gets_leave_the_database_unchanged(stack):
     c = new_client(stack)
     query = urllib.parse.urlencode(auth_params(c))

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import threading
 
+import pytest
 import requests
 
 from conftest import BIN, ROOT, Stack
@@ -178,6 +179,7 @@ def test_usr1_under_load_reopens_the_log_in_master_and_workers_and_kills_no_work
 
 # == item 7: file permissions =========================================================================
 
+@pytest.mark.sqlite
 def test_instance_files_are_not_world_readable_and_a_shared_secret_key_stops_serve():
     previous = os.umask(0o022)  # the usual login umask: the server must not rely on a stricter one
     try:

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import Stack, query_of
@@ -34,6 +35,7 @@ def test_status_counts_requests(stack):
     assert after["workers"] == 2
 
 
+@pytest.mark.sqlite
 def test_database_is_wal(stack):
     out = subprocess.run(["sqlite3", os.path.join(stack.home, "gatehouse.db"), "PRAGMA journal_mode"],
                          capture_output=True, text=True).stdout.strip()
@@ -178,6 +180,7 @@ def test_graceful_stop_finishes_the_request_in_flight():
     s.stop()
 
 
+@pytest.mark.sqlite
 def test_sqlite_busy_past_the_timeout_is_503_not_500():
     """Another process holds the write lock longer than busy_timeout_ms: retryable 503."""
     s = Stack(workers=1, extra_config="busy_timeout_ms = 200").start()
@@ -223,8 +226,7 @@ def test_master_purges_on_schedule():
         s.wait_log("event=purge_done", timeout=10)
         deadline = time.time() + 10
         while time.time() < deadline:
-            n = subprocess.run(["sqlite3", os.path.join(s.home, "gatehouse.db"), "SELECT count(*) FROM tokens"],
-                               capture_output=True, text=True).stdout.strip()
+            n = s.sql("SELECT count(*) FROM tokens")
             if n == "0":
                 break
             time.sleep(0.3)

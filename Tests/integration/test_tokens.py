@@ -3,8 +3,6 @@
 third-party client libraries. Each test is named after the RFC section it checks."""
 import base64
 import json
-import os
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -687,9 +685,7 @@ def test_cli_user_disable_stops_tokens(stack, rs):
 
 
 def _count(stack, table):
-    out = subprocess.run(["sqlite3", os.path.join(stack.home, "gatehouse.db"), f"SELECT count(*) FROM {table}"],
-                         capture_output=True, text=True, check=True).stdout
-    return int(out.strip())
+    return int(stack.sql(f"SELECT count(*) FROM {table}"))
 
 
 def test_cli_purge_prints_counts(stack):

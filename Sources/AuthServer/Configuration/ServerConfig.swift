@@ -1,4 +1,5 @@
 import Foundation
+import OAuthPostgres
 
 /// A configuration error, naming the key (and line) so start-up stops with one clear line.
 public struct ConfigError: Error, CustomStringConvertible {
@@ -15,6 +16,7 @@ public struct ServerConfig: Sendable {
     public var workers: Int
     public var maxRequests = 10_000
     public var shutdownTimeout = 30.0
+    /// A SQLite file path, or a libpq URI `postgresql://…` (see `usesPostgres`).
     public var database: String
     public var logFile: String? = nil
     public var issuer = "https://127.0.0.1:8443"
@@ -66,8 +68,11 @@ public struct ServerConfig: Sendable {
         path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
+    /// `database` names a PostgreSQL database shared by several hosts, not a SQLite file.
+    public var usesPostgres: Bool { PostgresURI.isURI(database) }
+
     /// Reads `path` (written with the defaults if missing and `createIfMissing`), then applies
-    /// the environment overrides `GATEHOUSE_WORKERS` and `GATEHOUSE_HTTPS_PORT`.
+    /// the environment overrides `GATEHOUSE_WORKERS`, `GATEHOUSE_DATABASE` and `GATEHOUSE_HTTPS_PORT`.
     public static func load(path: String, home: String, createIfMissing: Bool = false) throws -> ServerConfig {
         var config = ServerConfig(home: home)
         if !FileManager.default.fileExists(atPath: path) {
@@ -80,6 +85,7 @@ public struct ServerConfig: Sendable {
         try config.apply(text, file: path)
         let env = ProcessInfo.processInfo.environment
         if let w = env["GATEHOUSE_WORKERS"], !w.isEmpty { try config.set("workers", w, where: "GATEHOUSE_WORKERS") }
+        if let d = env["GATEHOUSE_DATABASE"], !d.isEmpty { try config.set("database", d, where: "GATEHOUSE_DATABASE") }
         if let p = env["GATEHOUSE_HTTPS_PORT"], !p.isEmpty {
             guard let port = Int(p), (1...65535).contains(port) else { throw ConfigError("GATEHOUSE_HTTPS_PORT: '\(p)' is not a port") }
             if config.issuer == "https://127.0.0.1:8443" { config.issuer = "https://127.0.0.1:\(port)" }
@@ -115,7 +121,14 @@ public struct ServerConfig: Sendable {
         case "workers": workers = try int(1...256)
         case "max_requests": maxRequests = try int(1...Int(Int32.max))
         case "shutdown_timeout": shutdownTimeout = Double(try int(1...3600))
-        case "database": database = path()
+        case "database":
+            guard PostgresURI.isURI(value) else { database = path(); break }
+            // The configuration and the log lines that name the database must not hold a secret.
+            guard !PostgresURI.hasPassword(value) else {
+                throw ConfigError("\(location): database URI must not contain a password (\(PostgresURI.masked(value))); "
+                                  + "put it in ~/.pgpass or the file PGPASSFILE names")
+            }
+            database = value
         case "log_file": logFile = value.isEmpty ? nil : path()
         case "issuer":
             guard value.hasPrefix("https://"), !value.contains("?"), !value.contains("#"), !value.hasSuffix("/") else {
@@ -153,7 +166,8 @@ public struct ServerConfig: Sendable {
     public static let defaultFile = """
         # Gatehouse configuration. `key = value`; relative paths are relative to the instance
         # directory (GATEHOUSE_HOME, default var/). Every key is shown with its default.
-        # Environment overrides: GATEHOUSE_WORKERS (workers), GATEHOUSE_HTTPS_PORT (issuer port).
+        # Environment overrides: GATEHOUSE_WORKERS (workers), GATEHOUSE_DATABASE (database),
+        # GATEHOUSE_HTTPS_PORT (issuer port).
 
         # FastCGI listen socket: a unix socket path, or host:port for TCP. nginx's
         # fastcgi_pass must point here. listen_mode sets the unix socket's permissions.
@@ -169,7 +183,9 @@ public struct ServerConfig: Sendable {
 
         # The SQLite database (WAL mode, shared by all workers) and the key that hashes
         # tokens and client secrets (created on first start; keep it with your backups,
-        # without it every stored secret and token stops matching).
+        # without it every stored secret and token stops matching). Several hosts share a
+        # PostgreSQL database instead: database = postgresql://user@host/dbname?sslmode=verify-full
+        # (a libpq URI without password: libpq reads it from ~/.pgpass or PGPASSFILE).
         database = gatehouse.db
         secret_key_file = secret.key
         # Milliseconds a worker waits for another's write lock before answering 503.

@@ -7,7 +7,8 @@ import Logging
 /// hold password and secret hashes.
 public enum InstanceFiles {
     /// Takes group-write and every permission of others away from the database files of an
-    /// instance created before they were made 0600 (SQLite made them 0644).
+    /// instance created before they were made 0600 (SQLite made them 0644). A PostgreSQL
+    /// URI is no file: skipped.
     public static func tightenDatabaseModes(_ path: String) {
         guard path.hasPrefix("/") else { return }
         for file in [path, path + "-wal", path + "-shm"] {
