@@ -96,6 +96,19 @@ render_nginx_into() {
         "$port" "$example_port" "$socket" "$daemon" "$scope" "$rate" > "$dir/render.env"
 }
 
+# cluster_upstream HOME ADDRESS...: makes the upstream rendered into HOME/nginx (by
+# render_nginx, for one socket) list every host of a cluster: ADDRESS is host:port or
+# unix:/path. A host that fails once is skipped for fail_timeout (GATEHOUSE_FAIL_TIMEOUT,
+# default 10s), then tried again; the zone shares that state between nginx's workers.
+cluster_upstream() {
+    local file=$1/nginx/gatehouse-upstream.conf; shift
+    local servers="" a
+    for a in "$@"; do servers+="    server $a max_fails=1 fail_timeout=${GATEHOUSE_FAIL_TIMEOUT:-10s};\n"; done
+    awk -v servers="$servers" '/^[[:space:]]*server unix:/ { printf "%s    zone gatehouse 64k;\n", servers; next } { print }' \
+        "$file" > "$file.new"
+    mv "$file.new" "$file"
+}
+
 # read_render_params FILE: sets r_port r_example_port r_socket r_daemon r_scope r_rate from a
 # render.env written by render_nginx_into; false if there is none.
 read_render_params() {

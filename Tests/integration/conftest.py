@@ -58,14 +58,20 @@ class Stack:
     # (login_rate=None), the stack's nginx allows this many login/consent posts a second.
     TEST_LOGIN_RATE = "10000r/s"
 
-    def __init__(self, workers=2, extra_config="", login_rate=TEST_LOGIN_RATE):
+    def __init__(self, workers=2, extra_config="", login_rate=TEST_LOGIN_RATE, peer=None):
+        """`peer`: another host of the same deployment; this one shares its database (and
+        schema) and its secret.key, as the hosts of a cluster do."""
         self.home = tempfile.mkdtemp(prefix="gh-")
         self.port = free_port()
         self.example_port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.env = dict(os.environ, GATEHOUSE_HOME=self.home, GATEHOUSE_HTTPS_PORT=str(self.port))
         if POSTGRES:
-            self.env["GATEHOUSE_DATABASE"] = postgres_schema()
+            self.env["GATEHOUSE_DATABASE"] = peer.env["GATEHOUSE_DATABASE"] if peer else postgres_schema()
+        if peer:
+            fd = os.open(os.path.join(self.home, "secret.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(peer.secret_key())
         self.workers = workers
         if login_rate:
             self.env["GATEHOUSE_LOGIN_RATE"] = login_rate  # read by render_nginx, which runs with self.env
@@ -134,6 +140,18 @@ class Stack:
                 raise RuntimeError("master exited:\n" + self.read_log())
             time.sleep(0.05)
         raise TimeoutError(f"{needle!r} x{count} not in log:\n" + self.read_log())
+
+    def secret_key(self):
+        """The text of this instance's secret.key, made now (0600) if no process made it yet."""
+        path = os.path.join(self.home, "secret.key")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
+        except FileExistsError:
+            pass
+        with open(path) as f:
+            return f.read()
 
     # -- CLI ---------------------------------------------------------------------------
     def cli(self, *args, stdin=None, check=True):
