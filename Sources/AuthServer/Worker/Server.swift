@@ -26,8 +26,11 @@ public enum Server {
         }
         let listenFD: Int32
         do {
-            try FileManager.default.createDirectory(atPath: (config.listen as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
+            // A unix socket's folder (`host:port` is TCP: no folder).
+            if config.listen.hasPrefix("/") {
+                try FileManager.default.createDirectory(atPath: (config.listen as NSString).deletingLastPathComponent,
+                                                        withIntermediateDirectories: true)
+            }
             listenFD = try FastCGIListener.open(config.listen, mode: mode_t(config.listenMode))
         } catch {
             FileHandle.standardError.write(Data("gatehouse: error: \(error)\n".utf8))
