@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "AuthServer", "OAuthCore", "OAuthSQLite", "OAuthCrypto",
+                "AuthServer", "OAuthCore", "OAuthSQLite", "OAuthPostgres", "OAuthCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -7,7 +7,7 @@ struct Gatehouse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An OAuth 2.0 authorization server behind nginx (FastCGI worker pool over SQLite).",
-        subcommands: [Serve.self, Migrate.self, CheckConfig.self, ClientCommand.self, UserCommand.self, KeysCommand.self, TokenCommand.self,
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, ClientCommand.self, UserCommand.self, KeysCommand.self, TokenCommand.self, CopyStore.self,
                       Purge.self])
 }
 

@@ -58,15 +58,18 @@ class Stack:
     # (login_rate=None), the stack's nginx allows this many login/consent posts a second.
     TEST_LOGIN_RATE = "10000r/s"
 
-    def __init__(self, workers=2, extra_config="", login_rate=TEST_LOGIN_RATE, peer=None):
+    def __init__(self, workers=2, extra_config="", login_rate=TEST_LOGIN_RATE, peer=None, database=None):
         """`peer`: another host of the same deployment; this one shares its database (and
-        schema) and its secret.key, as the hosts of a cluster do."""
+        schema) and its secret.key, as the hosts of a cluster do. `database` overrides the
+        suite's choice: a PostgreSQL URI, or "" for the instance's own SQLite file."""
         self.home = tempfile.mkdtemp(prefix="gh-")
         self.port = free_port()
         self.example_port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.env = dict(os.environ, GATEHOUSE_HOME=self.home, GATEHOUSE_HTTPS_PORT=str(self.port))
-        if POSTGRES:
+        if database is not None:
+            self.env["GATEHOUSE_DATABASE"] = database
+        elif POSTGRES:
             self.env["GATEHOUSE_DATABASE"] = peer.env["GATEHOUSE_DATABASE"] if peer else postgres_schema()
         if peer:
             fd = os.open(os.path.join(self.home, "secret.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

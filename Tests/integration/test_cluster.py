@@ -3,6 +3,7 @@ folder, worker pool, nginx) sharing the database, its schema and secret.key with
 Codes, refresh tokens and revocations must mean the same on every host at once, and an nginx
 in front of all of them must route around a host that dies. PostgreSQL only: on SQLite there
 is nothing to share between hosts."""
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import POSTGRES, ROOT, Stack, free_port
+from conftest import BIN, PASSWORD, POSTGRES, ROOT, Stack, free_port, postgres_schema
 from oauth_flow import ALL_GRANTS, CB, uniq
 from test_authorization_code import exchange, get_code
 
@@ -192,3 +193,104 @@ def test_host_killed_under_load_nginx_routes_around_it_and_no_token_is_lost(host
     finally:
         front.stop()
         victim.stop()
+
+
+def processes_of(cluster):
+    """Every process scripts/cluster.sh started: masters, their workers, nginx, PostgreSQL."""
+    pg_dir = dict(line.split("=", 1) for line in open(os.path.join(cluster, "postgres.env")).read().split())["dir"]
+    pid_files = [os.path.join(pg_dir, "data", "postmaster.pid")]
+    for name in sorted(os.listdir(cluster)):
+        pid_files += [os.path.join(cluster, name, "run", f) for f in ("gatehouse.pid", "nginx.pid")]
+    pids = []
+    for pid_file in filter(os.path.exists, pid_files):
+        pid = int(open(pid_file).readline())
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [pid] + [int(p) for p in children]
+    return pids
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_cluster_script_up_token_introspect_down(tmp_path):
+    port = free_port()
+    env = dict(os.environ, GATEHOUSE_CLUSTER_HOME=str(tmp_path / "cluster"), GATEHOUSE_HTTPS_PORT=str(port),
+               GATEHOUSE_EXAMPLE_PORT=str(free_port()), GATEHOUSE_WORKERS="1", GATEHOUSE_BIN=BIN)
+    script = os.path.join(ROOT, "scripts", "cluster.sh")
+    up = subprocess.run([script, "up", "2"], env=env, capture_output=True, text=True, timeout=120)
+    pids = []
+    try:
+        assert up.returncode == 0, up.stderr
+        url = up.stdout.strip().splitlines()[-1]
+        assert url == f"https://127.0.0.1:{port}"
+        pids = processes_of(env["GATEHOUSE_CLUSTER_HOME"])
+        status = subprocess.run([script, "status"], env=env, capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0 and "host2: pid" in status.stdout, status.stdout
+        c = json.loads(subprocess.run([script, "gatehouse", "client", "add", "--name", uniq("cluster-sh"), "--grant-types",
+                                       "client_credentials", "--resource-server", "--json"],
+                                      env=env, capture_output=True, text=True, check=True, timeout=30).stdout)
+        ca = os.path.join(env["GATEHOUSE_CLUSTER_HOME"], "front", "tls", "cert.pem")
+        tokens = [requests.post(url + "/token", data={"grant_type": "client_credentials"}, auth=basic(c), verify=ca,
+                                timeout=30).json()["access_token"] for _ in range(4)]
+        for tok in tokens:
+            r = requests.post(url + "/introspect", data={"token": tok}, auth=basic(c), verify=ca, timeout=30)
+            assert r.json()["active"] is True, r.text
+    finally:
+        down = subprocess.run([script, "down"], env=env, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert pids and not [p for p in pids if alive(p)]
+
+
+def test_copy_store_moves_a_sqlite_deployment_with_live_tokens(tmp_path):
+    """A SQLite instance with live grants is copied into an empty schema; a host on that
+    schema, with the old secret.key, accepts what the old instance issued."""
+    old = Stack(workers=1, database="").start()
+    try:
+        c, rs = new_client(old), resource_server(old)
+        name = new_user(old)
+        old.cli("user", "update", name, "--email", "ann@example.com", "--email-verified", "--name", "Ann")
+        cc = old.post("/token", data={"grant_type": "client_credentials"}, auth=basic(c)).json()
+        pw = old.post("/token", data={"grant_type": "password", "username": name, "password": PASSWORD}, auth=basic(c)).json()
+        flow = exchange(old, c, get_code(old, c, name)[0]["code"]).json()
+        rotated = old.post("/token", data={"grant_type": "refresh_token", "refresh_token": flow["refresh_token"]},
+                           auth=basic(c)).json()
+        revoked = old.post("/token", data={"grant_type": "client_credentials"}, auth=basic(c)).json()["access_token"]
+        assert old.post("/revoke", data={"token": revoked}, auth=basic(c)).status_code == 200
+        user_before = json.loads(old.cli("user", "show", name, "--json").stdout)
+        keys_before = json.loads(old.cli("keys", "list", "--json").stdout)
+    finally:
+        old.stop()  # a copy is taken with the old instance stopped
+
+    target = postgres_schema()
+    db = os.path.join(old.home, "gatehouse.db")
+    copy = old.cli("copy-store", "--from", db, "--to", target)
+    assert "clients: 2 copied" in copy.stdout and "users: 1 copied" in copy.stdout, copy.stdout
+    again = old.cli("copy-store", "--from", db, "--to", target, check=False)
+    assert again.returncode != 0 and "empty" in again.stderr, again.stderr
+
+    new = Stack(workers=1, database=target, peer=old).start()
+    try:
+        for tok in (cc["access_token"], pw["access_token"], pw["refresh_token"], rotated["access_token"],
+                    rotated["refresh_token"]):
+            assert active(new, rs, tok), tok
+        assert not active(new, rs, revoked)
+        assert json.loads(new.cli("user", "show", name, "--json").stdout) == user_before
+        assert json.loads(new.cli("keys", "list", "--json").stdout) == keys_before
+        # The copied grants go on: a refresh rotates; the replay of a rotated token revokes its family.
+        r = new.post("/token", data={"grant_type": "refresh_token", "refresh_token": pw["refresh_token"]}, auth=basic(c))
+        assert r.status_code == 200, r.text
+        replay = new.post("/token", data={"grant_type": "refresh_token", "refresh_token": flow["refresh_token"]},
+                          auth=basic(c))
+        assert replay.status_code == 400, replay.text
+        assert not active(new, rs, rotated["access_token"])
+        # New rows get ids after the copied ones.
+        new_user(new)
+        assert new.post("/token", data={"grant_type": "password", "username": name, "password": PASSWORD},
+                        auth=basic(c)).status_code == 200
+    finally:
+        new.stop()
