@@ -128,7 +128,7 @@ status() {
     for home in $(hosts); do
         pid=$(pid_of "$home/run/gatehouse.pid")
         if alive "$pid"; then
-            echo "$(basename "$home"): pid $pid, $(sed -n 's/^listen = //p' "$home/gatehouse.conf"), workers $(pgrep -P "$pid" | tr '\n' ' ')"
+            echo "$(basename "$home"): pid $pid, $(sed -n 's/^listen = //p' "$home/gatehouse.conf" | tail -n 1), workers $(pgrep -P "$pid" | tr '\n' ' ')"
         else
             echo "$(basename "$home"): not running"; state=3
         fi
