@@ -163,7 +163,7 @@ mint_codes() {
 }
 
 declare -A RPS
-results=$home/results.tsv   # scenario connections rps p50 p99 errors note
+results=$home/results.tsv   # scenario connections rps p50 p99 errors worker-cpu-us note
 run_scenario() {  # SCENARIO CONNECTIONS
     local s=$1 c=$2 note="" line
     case $s in
@@ -179,23 +179,40 @@ run_scenario() {  # SCENARIO CONNECTIONS
     esac
     [ "$s" = login_flood ] && { login_flood "$c"; return; }
     say "  $s, $c connections..."
+    local ticks; ticks=$(worker_ticks)
     line=$(run_wrk "$s" "$c")
+    line="$line cpu_us=$(worker_cpu_us "$ticks" "$line")"
     [ "$s" = full_flow ] && note="pairs/s"
     [ "$(val starved_threads "$line")" -gt 0 ] && note="ran out of input" && say "  warning: $s ran out of input at $c connections (code_exchange: raise --codes)"
     record "$s" "$c" "$line" "$note"
 }
 
+# CPU time of the worker pool, in clock ticks: the live workers' own, plus what the master
+# has collected from workers that exited (recycled after max_requests).
+worker_ticks() {
+    local p t
+    t=$(awk '{print $16 + $17}' "/proc/$master/stat")
+    for p in $(worker_pids); do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done
+    echo "$t"
+}
+# worker_cpu_us TICKS_BEFORE BENCH_LINE: worker CPU microseconds per answered request. Unlike
+# requests/s it hardly moves with whatever else the machine is running.
+worker_cpu_us() {
+    local n=$(( $(val good "$2") + $(val bad "$2") ))
+    awk -v d=$(( $(worker_ticks) - $1 )) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN{printf "%.0f", (n > 0 ? d * 1e6 / hz / n : 0)}'
+}
+
 # record ROW CONNECTIONS BENCH_LINE NOTE: one row of the results table.
 record() {
-    local s=$1 c=$2 line=$3 note=$4 rps p50 p99 errors
-    rps=$(val rps "$line"); p50=$(val p50_ms "$line"); p99=$(val p99_ms "$line")
+    local s=$1 c=$2 line=$3 note=$4 rps p50 p99 errors cpu
+    rps=$(val rps "$line"); p50=$(val p50_ms "$line"); p99=$(val p99_ms "$line"); cpu=$(val cpu_us "$line")
     errors=$(( $(val bad "$line") + $(val socket_errors "$line") ))
     [ "$errors" -gt 0 ] && say "  warning: $errors errors (statuses $(val statuses "$line"), socket errors $(val socket_errors "$line"))"
     [ "$s" = full_flow ] && rps=$(awk -v r="$rps" 'BEGIN{printf "%.1f", r/2}')
     [ "$s" = validate ] && [ -n "${RPS[proxied,$c]:-}" ] && [ "${RPS[proxied,$c]}" -gt 0 ] \
         && note="vs proxied: $(awk -v a="$rps" -v b="${RPS[proxied,$c]}" 'BEGIN{printf "%.2f", a/b}')"
     RPS[$s,$c]=${rps%.*}
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "$note" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "${cpu:--}" "$note" >>"$results"
 }
 
 # set_login_rate RATE: re-renders nginx with the login limit at RATE and reloads it.
@@ -262,9 +279,10 @@ res, sweep, workers, machine, rss_m, rss_w, duration = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(res)]
 health = {c: float(r) for s, c, r, *_ in rows if s == "health"}
 out = {"scenarios": {}, "workers": int(workers), "machine": machine, "duration_s": int(duration)}
-for s, c, rps, p50, p99, err, note in rows:
+for s, c, rps, p50, p99, err, cpu, note in rows:
     d = {"rps": float(rps), "p50_ms": float(p50), "p99_ms": float(p99),
-         "ratio": round(float(rps) / health[c], 3) if health.get(c) else None, "errors": int(err)}
+         "ratio": round(float(rps) / health[c], 3) if health.get(c) else None, "errors": int(err),
+         "worker_cpu_us": int(cpu) if cpu.isdigit() else None}
     if note: d["note"] = note
     out["scenarios"].setdefault(s, {})["c" + c] = d
 if os.path.exists(sweep):
@@ -280,12 +298,13 @@ echo "Gatehouse benchmark, $started"
 echo "machine: $machine"
 echo "workers: $nworkers, wrk -t$BENCH_THREADS, ${duration}s per run$([ "$seed" -gt 0 ] && echo ", $seed seeded tokens")"
 echo
-awk -F'\t' 'BEGIN { printf "%-19s %5s %10s %9s %9s %7s %7s\n", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "errors" }
+awk -F'\t' 'BEGIN { printf "%-19s %5s %10s %9s %9s %7s %7s %7s\n", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "cpu us" }
     { row[NR] = $0; if ($1 == "health") h[$2] = $3 }
     END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t")
             ratio = h[f[2]] > 0 ? sprintf("%.2f", f[3] / h[f[2]]) : "-"
-            printf "%-19s %5s %10s %9s %9s %7s %7s  %s\n", f[1], f[2], f[3], f[4], f[5], ratio, f[6], f[7] } }' "$results"
+            printf "%-19s %5s %10s %9s %9s %7s %7s %7s  %s\n", f[1], f[2], f[3], f[4], f[5], ratio, f[6], f[7], f[8] } }' "$results"
 echo "(full_flow: req/s = authorize+token pairs per second; latencies are per HTTP request)"
+echo "(cpu us: CPU time of the worker pool per answered HTTP request, from /proc)"
 if [ -s "$sweep_file" ]; then
     echo; echo "worker sweep ($sweep_c connections), req/s:"
     printf '%8s %12s %20s\n' workers health client_credentials

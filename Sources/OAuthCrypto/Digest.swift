@@ -1,4 +1,7 @@
 import COpenSSL
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// SHA-256 and HMAC-SHA-256 through OpenSSL's one-shot APIs.
 public enum Digest {
@@ -17,6 +20,7 @@ public enum Digest {
 
     /// HMAC-SHA-256 (RFC 2104) of `data` under `key`.
     public static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+        if let mac = KeyedHMAC.shared.mac(key: key, data) { return mac }
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 32
         key.withUnsafeBufferPointer { k in
@@ -51,4 +55,65 @@ public enum ConstantTime {
     }
 
     public static func equals(_ a: String, _ b: String) -> Bool { equals(Array(a.utf8), Array(b.utf8)) }
+}
+
+/// HMAC-SHA-256 under the last key used, its inner and outer hash states computed once.
+/// The one-shot `HMAC()` of OpenSSL 3 looks the algorithm up by name, allocates a context
+/// and hashes the key's two padded blocks on every call: the server key signs the client
+/// secret, the code and both tokens of each /token request, always the same key.
+final class KeyedHMAC: @unchecked Sendable {
+    static let shared = KeyedHMAC()
+
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    private let algorithm: OpaquePointer?  // EVP_MAC "HMAC", fetched once
+    private var context: OpaquePointer?    // EVP_MAC_CTX keyed with `key`
+    private var key: [UInt8] = []
+
+    private init() {
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        algorithm = EVP_MAC_fetch(nil, "HMAC", nil)
+    }
+
+    /// nil when OpenSSL refuses (the caller falls back to the one-shot HMAC).
+    func mac(key newKey: [UInt8], _ data: [UInt8]) -> [UInt8]? {
+        guard let algorithm else { return nil }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if context == nil || key != newKey {
+            EVP_MAC_CTX_free(context)
+            key = []
+            context = EVP_MAC_CTX_new(algorithm)
+            guard let context else { return nil }
+            // Immortal C strings: the parameter keeps pointers to them.
+            let name = UnsafeMutableRawPointer(mutating: ("digest" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
+            let digest = UnsafeMutableRawPointer(mutating: ("SHA256" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
+            var params = [OSSL_PARAM_construct_utf8_string(name, digest, 0), OSSL_PARAM_construct_end()]
+            let ok = newKey.withUnsafeBufferPointer { k in
+                EVP_MAC_init(context, k.baseAddress, k.count, &params)
+            }
+            guard ok == 1 else {
+                EVP_MAC_CTX_free(context)
+                self.context = nil
+                return nil
+            }
+            key = newKey
+        } else {
+            // A NULL key restarts from the states of the key already set.
+            guard EVP_MAC_init(context, nil, 0, nil) == 1 else { return nil }
+        }
+        var out = [UInt8](repeating: 0, count: 32)
+        var length = 0
+        let ok = data.withUnsafeBufferPointer { d in
+            out.withUnsafeMutableBufferPointer { o in
+                EVP_MAC_update(context, d.baseAddress, d.count) == 1 && EVP_MAC_final(context, o.baseAddress, &length, 32) == 1
+            }
+        }
+        guard ok, length == 32 else {
+            EVP_MAC_CTX_free(context)
+            context = nil
+            return nil
+        }
+        return out
+    }
 }

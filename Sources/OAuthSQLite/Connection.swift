@@ -28,6 +28,9 @@ public final class Connection {
     let handle: OpaquePointer
     private var cache: [String: Statement] = [:]
     private let busyState: UnsafeMutablePointer<csqlite_busy_state>
+    /// Frames in the WAL after this connection's last commit, set by the WAL hook (see
+    /// `checkpointIfDue`); 0 once handled.
+    private let walFrames: UnsafeMutablePointer<Int32>
 
     /// Opens `path` with the pragmas every connection needs.
     /// - a busy handler: wait up to `busyTimeoutMilliseconds` for another worker's write lock
@@ -61,17 +64,34 @@ public final class Connection {
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         busyState = .allocate(capacity: 1)
         busyState.initialize(to: csqlite_busy_state(started_us: 0, timeout_us: Int64(busyTimeoutMilliseconds) * 1000))
+        walFrames = .allocate(capacity: 1)
+        walFrames.initialize(to: 0)
         sqlite3_extended_result_codes(db, 1)
         csqlite_set_busy_handler(db, busyState)
+        // Replaces wal_autocheckpoint (which would checkpoint inside COMMIT, so inside the
+        // write gate): only note the WAL's size; `checkpointIfDue` acts on it.
+        sqlite3_wal_hook(db, { context, _, _, frames in
+            context?.assumingMemoryBound(to: Int32.self).pointee = frames
+            return SQLITE_OK
+        }, walFrames)
         try execute("PRAGMA foreign_keys = ON")
         try execute(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        begin = try CachedCommand(self, "BEGIN IMMEDIATE")
+        commit = try CachedCommand(self, "COMMIT")
+        rollback = try CachedCommand(self, "ROLLBACK")
     }
 
     deinit {
         cache.removeAll()  // finalizes every cached statement before closing
+        (begin, commit, rollback) = (nil, nil, nil)
         sqlite3_close_v2(handle)
         busyState.deallocate()
+        walFrames.deallocate()
     }
+
+    /// WAL frames past which a commit is followed by a checkpoint (SQLite's own default for
+    /// wal_autocheckpoint).
+    public var checkpointFrames: Int32 = 1000
 
     /// Runs one or more statements without results (DDL, pragmas, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {
@@ -123,6 +143,26 @@ public final class Connection {
     /// issued but forgotten stops working; a session or a throttling count is lost): it
     /// commits without fsync even on a `durable` connection. Revocations, code redemptions
     /// and refresh rotations stay critical.
+    ///
+    /// Group commit: in WAL mode a durable connection commits every transaction with
+    /// synchronous=NORMAL, which appends the frames and publishes the commit without an
+    /// fsync, and a critical one then fsyncs the WAL itself (`syncWAL`) after releasing the
+    /// write lock and the gate, before it returns. The next writer appends its frames while
+    /// this one waits for the disk, and concurrent fsyncs of the one file are served by one
+    /// flush, instead of every writer holding the lock across its own fsync. This is as
+    /// durable as synchronous=FULL for the caller, who answers only after `writeTransaction`
+    /// returns, once the frames are on disk:
+    /// - fdatasync of the WAL flushes every frame written before it, ours included, and WAL
+    ///   frames are only ever appended, each commit's after the previous one's;
+    /// - a later commit by another worker that is itself fsynced covers our frames too, and
+    ///   recovery (checksums chained frame to frame) keeps our commit if it keeps theirs;
+    /// - a checkpoint syncs the WAL before it copies frames into the database and syncs the
+    ///   database before it lets the WAL restart (both also with NORMAL), so when a writer
+    ///   restarts the WAL and overwrites our frames, they are already durable in the database
+    ///   file, and our fsync of the restarted WAL has nothing of ours left to flush.
+    /// What changes is only that another worker may read the commit before it is on disk;
+    /// anything it writes on the strength of it is appended after it, so is durable only
+    /// with it. If the fsync fails the caller gets the error, not a success.
     public func writeTransaction<T>(critical: Bool = true, _ body: () throws -> T) throws -> T {
         // busy_timeout bounds the whole wait for the write lock, gate included: past it the
         // request gets a 503, not an unbounded queue.
@@ -131,20 +171,70 @@ public final class Connection {
                 throw SQLiteError(code: SQLITE_BUSY, message: "database is busy (write gate timed out)", sql: nil)
             }
         }
-        defer { writeGate?.unlock() }
-        let relax = durable && !critical
+        var gated = writeGate != nil
+        defer { if gated { writeGate?.unlock() } }
+        let relax = durable && (!critical || isWAL)
         if relax { try execute("PRAGMA synchronous = NORMAL") }
         defer { if relax { try? execute("PRAGMA synchronous = FULL") } }
-        try execute("BEGIN IMMEDIATE")
+        try begin.run()
+        let result: T
         do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
+            result = try body()
+            try commit.run()
         } catch {
             // An I/O or busy error may already have rolled back (sqlite3_get_autocommit).
-            if sqlite3_get_autocommit(handle) == 0 { try? execute("ROLLBACK") }
+            if sqlite3_get_autocommit(handle) == 0 { try? rollback.run() }
             throw error
         }
+        if gated {
+            writeGate?.unlock()
+            gated = false
+        }
+        if durable && critical && relax { try syncWAL() }
+        checkpointIfDue()
+        return result
+    }
+
+    private var begin: CachedCommand!
+    private var commit: CachedCommand!
+    private var rollback: CachedCommand!
+
+    /// True once the database is seen in WAL mode (persistent in the file: it does not go back).
+    private var isWAL: Bool {
+        if walSeen { return true }
+        walSeen = (try? queryOne("PRAGMA journal_mode") { $0.text(0) }) == "wal"
+        return walSeen
+    }
+    private var walSeen = false
+
+    /// fdatasync of the WAL file (see `writeTransaction`).
+    func syncWAL() throws {
+        var file: UnsafeMutablePointer<sqlite3_file>?
+        let rc = sqlite3_file_control(handle, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file)
+        guard rc == SQLITE_OK, let file, let methods = file.pointee.pMethods, let xSync = methods.pointee.xSync else {
+            throw SQLiteError(code: rc == SQLITE_OK ? SQLITE_IOERR | (4 << 8) : rc, message: "no WAL file to sync", sql: nil)
+        }
+        let src = xSync(file, SQLITE_SYNC_NORMAL)
+        guard src == SQLITE_OK else { throw SQLiteError(code: src, message: "fsync of the WAL failed", sql: nil) }
+    }
+
+    /// Checkpoints once the WAL has passed `checkpointFrames`, outside the write gate: the
+    /// copy into the database and its two fsyncs no longer stall every other writer (as
+    /// wal_autocheckpoint did, running inside COMMIT). A passive checkpoint cannot restart the
+    /// WAL while others keep appending, so a second one runs inside the gate, copying only
+    /// the frames appended meanwhile: the next writer then finds the WAL fully copied and
+    /// starts it over, and the file stops growing.
+    func checkpointIfDue() {
+        let frames = walFrames.pointee
+        walFrames.pointee = 0
+        guard checkpointFrames > 0, frames >= checkpointFrames else { return }
+        var log: Int32 = 0, copied: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+        guard rc == SQLITE_OK, copied < log || log < 0, let gate = writeGate,
+            gate.lock(timeoutMilliseconds: busyTimeoutMilliseconds)
+        else { return }
+        defer { gate.unlock() }
+        _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
     }
 
     /// Runs `body` in a read transaction so several reads see one snapshot.
@@ -195,6 +285,32 @@ public enum SQLValue: Sendable {
 
     public static func optional(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
     public static func optional(_ n: Int64?) -> SQLValue { n.map { .int($0) } ?? .null }
+}
+
+/// A statement without parameters or rows (BEGIN, COMMIT), prepared once: sqlite3_exec
+/// would parse it again on every call.
+final class CachedCommand {
+    let stmt: OpaquePointer
+    unowned let connection: Connection
+    let sql: String
+
+    init(_ connection: Connection, _ sql: String) throws {
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(connection.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw connection.error(rc, sql: sql) }
+        self.stmt = stmt
+        self.connection = connection
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(stmt) }
+
+    func run() throws {
+        let rc = sqlite3_step(stmt)
+        let failure = rc == SQLITE_DONE || rc == SQLITE_ROW ? nil : connection.error(rc, sql: sql)
+        sqlite3_reset(stmt)
+        if let failure { throw failure }
+    }
 }
 
 /// A prepared statement, finalized when the connection's cache releases it.
