@@ -5,10 +5,11 @@
 #
 #   scripts/bench.sh [--workers N] [--duration S] [--connections "16 64"]
 #                    [--scenarios "health client_credentials ..."] [--seed-tokens N]
-#                    [--worker-sweep "1 2 4 8"] [--codes N] [--json] [--keep]
+#                    [--worker-sweep "1 2 4 8"] [--codes N] [--database URI] [--json] [--keep]
 #
 # Scenarios: health, client_credentials, code_exchange (codes minted ahead through the
-# real /authorize, each exchanged once), full_flow (GET /authorize -> 302 -> POST /token,
+# real /authorize, each exchanged once), code_exchange_openid (the same with scope openid:
+# each answer carries an ES256 ID Token; not in the default list), full_flow (GET /authorize -> 302 -> POST /token,
 # both in wrk; its requests/s are authorize+token PAIRS per second, its latencies per
 # HTTP request), refresh (rotation chains, one per connection), introspect, proxied
 # (GET /example/public/: the example upstream through nginx, no token check), validate
@@ -19,11 +20,14 @@
 # with it lifted, as a flood from many addresses would be, where only the bound on
 # concurrent password hashing protects the pool; notes give the ratio to the quiet run).
 # health always runs: it is the baseline of the ratio column. requests/s counts only expected answers; "errors" is
-# unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary.
+# unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary. --database
+# runs the instance on PostgreSQL (a libpq URI of an empty database or schema, e.g. from
+# scripts/postgres.sh up); --seed-tokens is SQLite-only.
 source "$(dirname "$0")/lib.sh"
 
 ALL="health client_credentials code_exchange full_flow refresh introspect proxied validate login_flood"
-workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0
+OPTIONAL="code_exchange_openid"
+workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0 database=""
 while [ $# -gt 0 ]; do
     case $1 in
         --workers) workers=$2 ;;
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
         --seed-tokens) seed=$2 ;;
         --worker-sweep) sweep=$2 ;;
         --codes) codes=$2 ;;
+        --database) database=$2 ;;
         --json) json=1; shift; continue ;;
         --keep) keep=1; shift; continue ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -44,7 +49,8 @@ done
 is_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 for n in $duration $connections $sweep ${workers:-1} ${codes:-1}; do is_int "$n" || fail "not a positive integer: $n"; done
 [[ $seed =~ ^[0-9]+$ ]] || fail "--seed-tokens: not a number: $seed"
-for s in $scenarios; do [[ " $ALL " == *" $s "* ]] || fail "unknown scenario: $s (one of: $ALL)"; done
+for s in $scenarios; do [[ " $ALL $OPTIONAL " == *" $s "* ]] || fail "unknown scenario: $s (one of: $ALL $OPTIONAL)"; done
+[ -n "$database" ] && [ "$seed" -gt 0 ] && fail "--seed-tokens seeds through sqlite3: not with --database"
 scenarios="health ${scenarios//health/}"
 for c in $connections; do [ "$c" -ge 2 ] || fail "connections must be >= 2 (wrk -t2)"; done
 
@@ -90,6 +96,7 @@ worker_pids() { pgrep -P "$master" | sort -n; }
 
 say "bench instance in $home (https port $GATEHOUSE_HTTPS_PORT)"
 mkdir -p "$home/logs" "$home/run"; touch "$home/logs/gatehouse.log"
+[ -n "$database" ] && export GATEHOUSE_DATABASE=$database
 "$BIN" migrate >/dev/null
 printf '\n# bench.sh: codes are minted ahead of the code_exchange runs\ncode_lifetime = 600\n' >>"$home/gatehouse.conf"
 # Extra configuration lines for the benchmark instance, e.g. GATEHOUSE_BENCH_CONFIG="durability = normal".
@@ -113,6 +120,11 @@ export BENCH_CLIENT_ID BENCH_CLIENT_SECRET BENCH_BASIC BENCH_RS_BASIC
 BENCH_CLIENT_ID=$(field client_id <<<"$app"); BENCH_CLIENT_SECRET=$(field client_secret <<<"$app")
 BENCH_BASIC="Basic $(printf '%s:%s' "$BENCH_CLIENT_ID" "$BENCH_CLIENT_SECRET" | base64 -w0)"
 BENCH_RS_BASIC="Basic $(printf '%s:%s' "$(field client_id <<<"$rs")" "$(field client_secret <<<"$rs")" | base64 -w0)"
+# code_exchange_openid: a first-party relying party (no consent page) whose codes carry openid.
+oidc=$("$BIN" client add --name "Bench RP" --redirect-uri "$BENCH_REDIRECT" --json --skip-consent \
+    --scope "openid PRODUCTION" --default-scope "openid PRODUCTION")
+OIDC_CLIENT_ID=$(field client_id <<<"$oidc")
+OIDC_BASIC="Basic $(printf '%s:%s' "$OIDC_CLIENT_ID" "$(field client_secret <<<"$oidc")" | base64 -w0)"
 
 if [ "$seed" -gt 0 ]; then
     say "seeding $seed live tokens..."
@@ -167,10 +179,14 @@ results=$home/results.tsv   # scenario connections rps p50 p99 errors worker-cpu
 run_scenario() {  # SCENARIO CONNECTIONS
     local s=$1 c=$2 note="" line
     case $s in
-        code_exchange)
+        code_exchange|code_exchange_openid)
             local n=${codes:-$(( ${RPS[client_credentials,$c]:-3000} * duration * 3 / 2 + 1000 ))}
             say "  minting $n codes..."
-            mint_codes "$n" "$home/codes.txt"
+            if [ "$s" = code_exchange_openid ]; then
+                BENCH_CLIENT_ID=$OIDC_CLIENT_ID mint_codes "$n" "$home/codes.txt"
+            else
+                mint_codes "$n" "$home/codes.txt"
+            fi
             export BENCH_FILE=$home/codes.txt ;;
         refresh)
             python3 "$BENCH_DIR/mint.py" tokens --count "$c" --cookie "$BENCH_COOKIE" --out "$home/chains.txt"
@@ -180,7 +196,11 @@ run_scenario() {  # SCENARIO CONNECTIONS
     [ "$s" = login_flood ] && { login_flood "$c"; return; }
     say "  $s, $c connections..."
     local ticks; ticks=$(worker_ticks)
-    line=$(run_wrk "$s" "$c")
+    if [ "$s" = code_exchange_openid ]; then
+        line=$(BENCH_BASIC=$OIDC_BASIC run_wrk "$s" "$c")
+    else
+        line=$(run_wrk "$s" "$c")
+    fi
     line="$line cpu_us=$(worker_cpu_us "$ticks" "$line")"
     [ "$s" = full_flow ] && note="pairs/s"
     [ "$(val starved_threads "$line")" -gt 0 ] && note="ran out of input" && say "  warning: $s ran out of input at $c connections (code_exchange: raise --codes)"
@@ -238,7 +258,11 @@ login_flood() {
         fi
         for s in client_credentials validate; do
             say "  login_flood ($variant): $s, $c connections..."
-            line=$(run_wrk "$s" "$c")
+            if [ "$s" = code_exchange_openid ]; then
+        line=$(BENCH_BASIC=$OIDC_BASIC run_wrk "$s" "$c")
+    else
+        line=$(run_wrk "$s" "$c")
+    fi
             local note=""
             [ "$variant" != quiet ] && note="$(awk -v a="$(val rps "$line")" -v b="${RPS[lf quiet $s,$c]}" 'BEGIN{printf "%.2f", a/b}') of quiet"
             record "lf $variant $s" "$c" "$line" "$note"

@@ -2,6 +2,7 @@
 #include "CSystemShims.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -287,3 +288,5 @@ int csys_write_gate_lock(void *gate, int timeout_ms) {
 }
 
 void csys_write_gate_unlock(void *gate) { pthread_mutex_unlock((pthread_mutex_t *)gate); }
+
+void csys_keep_freed_heap(int bytes) { mallopt(M_TRIM_THRESHOLD, bytes); }

@@ -44,12 +44,11 @@ extension SQLiteStore {
                 if let family = stored?.familyID { try revokeFamilyRows(family, now: now) }
             case .redeem(let tokens, let scope):
                 guard let code = stored?.record else { break }
-                try db.run("UPDATE codes SET consumed_at = ? WHERE hash = ?", [.int(now), .blob(hash)])
                 let family = try insertFamily(clientID: code.clientID, userID: code.userID, scope: scope, now: now,
                                               expiresAt: max(tokens.familyExpiresAt, tokens.accessExpiresAt), authTime: code.authTime)
                 try insertTokens(tokens, family: family, clientID: code.clientID, userID: code.userID, scope: scope,
                                  generation: 0, now: now)
-                try db.run("UPDATE codes SET family_id = ? WHERE hash = ?", [.int(family), .blob(hash)])
+                try db.run("UPDATE codes SET consumed_at = ?, family_id = ? WHERE hash = ?", [.int(now), .int(family), .blob(hash)])
             }
             return verdict
         }

@@ -124,6 +124,7 @@ public enum Server {
 
     /// A worker: its own SQLite connection opened after fork, then one request at a time.
     static func workerMain(config: ServerConfig, listenFD: Int32, writeGate: WriteGateLock, context: WorkerContext) -> Never {
+        WorkerSignals.keepFreedHeap()
         let app: App
         let connection: FastCGIConnection
         do {

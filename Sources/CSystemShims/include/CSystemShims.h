@@ -97,4 +97,8 @@ void csys_write_gate_unlock(void *gate);
 
 /// A non-blocking, close-on-exec pipe for the master's self-pipe.
 int csys_self_pipe(int fds[2]);
+
+/// glibc's malloc keeps up to `bytes` of freed heap instead of trimming it after every
+/// free (mallopt M_TRIM_THRESHOLD; <malloc.h> is not in Swift's Glibc module).
+void csys_keep_freed_heap(int bytes);
 #endif
