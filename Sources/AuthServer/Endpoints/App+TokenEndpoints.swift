@@ -5,8 +5,13 @@ extension App {
 
     func token(_ request: HTTPRequest) throws -> HTTPResponse {
         let (params, client) = try authenticatedForm(request)
-        return try tokenEndpoint.issue(TokenRequest(params: params, client: client, remoteAddress: request.remoteAddress))
-            .response()
+        // The password grant checks a password: its outcome is audited like a form login.
+        defer { if let attempt = passwords.takeAttempt() { audit(attempt, client: client.id, via: "password_grant") } }
+        let issued = try tokenEndpoint.issue(TokenRequest(params: params, client: client, remoteAddress: request.remoteAddress))
+        if let raw = try? params.single("grant_type"), let grant = GrantType(rawValue: raw) {
+            counter.count(.tokensIssued(grant))
+        }
+        return issued.response()
     }
 
     // MARK: - /revoke (RFC 7009)

@@ -131,6 +131,9 @@ public enum Server {
             exit(3)
         }
         app.statusProvider = { statusJSON(context.snapshot()) }
+        let walFile = config.database.hasPrefix("/") ? config.database + "-wal" : nil
+        app.metricsProvider = { Metrics.render(context.metrics(), workers: context.snapshot().workers, walFile: walFile) }
+        app.counter.count = { context.count(event: $0.rawValue) }
         app.passwordHashGate = ScoreboardHashGate(context: context, limit: config.passwordHashWorkers)
         var served = 0
         var backoff = AcceptBackoff()
@@ -162,20 +165,30 @@ public enum Server {
     /// One request, from its parameters to the closed connection, with the worker's state
     /// on the scoreboard at each step.
     static func serve(_ raw: FastCGIRequest, app: App, connection: FastCGIConnection, context: WorkerContext) {
+        let started = monotonicMicroseconds()
         let endpoint = raw.params["GATEHOUSE_ENDPOINT"]
         context.enter(.running, endpoint: endpoint ?? "")
+        let request = httpRequest(raw)
         let response: HTTPResponse
         if raw.bodyTooLarge {
             response = .json(413, #"{"error":"invalid_request","error_description":"request body too large"}"#)
         } else {
-            response = app.handle(httpRequest(raw), endpoint: endpoint)
+            response = app.handle(request, endpoint: endpoint)
         }
         context.enter(.finishing)
         connection.respond(status: response.status, reason: reason(response.status), headers: response.headers,
                            body: response.body)
         connection.finish()
         context.countRequest()
+        context.observe(endpoint: Metrics.endpointIndex(App.endpoint(named: endpoint, path: request.path)),
+                        status: response.status, microseconds: monotonicMicroseconds() - started)
         context.enter(.idle)
+    }
+
+    static func monotonicMicroseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
     }
 
     /// CGI parameters to an HTTP request value (RFC 3875 §4.1).
