@@ -192,11 +192,15 @@ extension App {
                 return sessionExpired()
             }
             guard (try? all.single("decision")) == "allow" else {
+                Log.info("consent_denied", ["username": try store.user(id: userID)?.username ?? "", "client": client.id,
+                                            "scope": Scope.string(authz.scope)])
                 let denied = OAuthError.accessDenied("the resource owner denied the request")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: denied, state: authz.state,
                                                                      issuer: config.issuer), status: 303)
             }
             try store.saveConsent(userID: userID, clientID: client.id, scope: authz.scope, now: now)
+            Log.info("consent_granted", ["username": try store.user(id: userID)?.username ?? "", "client": client.id,
+                                         "scope": Scope.string(authz.scope)])
             return try issueCode(authz, userID: userID, authTime: session.record.authenticatedAt, status: 303, extraHeaders: [])
         default:
             return pages.errorPage(status: 400, title: "Bad request", message: "Unknown form step.")

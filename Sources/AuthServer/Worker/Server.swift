@@ -15,6 +15,7 @@ public enum Server {
         do {
             config = try ServerConfig.load(path: configPath, home: home, createIfMissing: true)
             if let w = workersOverride { config.workers = w }
+            Log.format = config.logFormat
             try prepare(config)
         } catch {
             FileHandle.standardError.write(Data("gatehouse: error: \(error)\n".utf8))
@@ -68,6 +69,7 @@ public enum Server {
                     }
                     try prepare(fresh)
                     current = fresh
+                    Log.format = fresh.logFormat
                     Log.open(path: fresh.logFile)
                     return fresh.workers
                 } catch {
