@@ -74,7 +74,7 @@ struct Scoreboard: @unchecked Sendable {
             let slot = base[i]
             guard slot.pid != 0 else { continue }
             let activity = Scoreboard.activity(of: slot)
-            workers.append(.init(pid: slot.pid, requests: slot.requests, activity: activity,
+            workers.append(.init(pid: slot.pid, requests: slot.requests, startedAt: slot.started_at, activity: activity,
                                  requestAgeMilliseconds: activity.requestStartedMilliseconds.map { max(0, now - $0) },
                                  hashing: slot.hashing != 0))
         }
@@ -117,6 +117,8 @@ public struct ScoreboardSnapshot: Sendable {
     public struct Worker: Sendable {
         public var pid: Int32
         public var requests: UInt64
+        /// Unix seconds the worker started.
+        public var startedAt: Int64
         public var activity: WorkerActivity
         /// How long the current request has been going; nil outside a request.
         public var requestAgeMilliseconds: Int64?

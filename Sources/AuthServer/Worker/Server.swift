@@ -213,8 +213,8 @@ public enum Server {
     }
 
     /// `/gatehouse/status`: the keys before `master` are the original contract (a worker is
-    /// busy in every state but idle); the states and the current request's endpoint and age
-    /// came later.
+    /// busy in every state but idle); the states, the current request's endpoint and age, and
+    /// each worker's start came later (scripts/status.sh shows them).
     static func statusJSON(_ snap: ScoreboardSnapshot) -> String {
         var o = JSONObject()
         o.set("requests_served", Int(snap.requestsServed))
@@ -225,6 +225,7 @@ public enum Server {
             var row = JSONObject()
             row.set("pid", Int(worker.pid))
             row.set("requests", Int(worker.requests))
+            row.set("started_at", Int(worker.startedAt))
             row.set("busy", worker.activity.state.isBusy)
             row.set("state", .string(worker.activity.state.name))
             row.set("endpoint", worker.activity.endpoint.isEmpty ? .raw("null") : .string(worker.activity.endpoint))
