@@ -55,8 +55,15 @@ mkdir -p "$(dirname "$database")" "$(dirname "$key")"
 install -m 600 "$work/gatehouse.db" "$database.restoring"
 mv "$database.restoring" "$database"
 install -m 600 "$work/secret.key" "$key"
+# Run as root for an installed service: the files belong to the instance's owner (the
+# owner of DIR, `gatehouse`), or the service could not open them.
+if [ "$(id -u)" -eq 0 ]; then chown "$(stat -c %u:%g "$home")" "$database" "$key"; fi
 if [ -x "$BIN" ] || [ -x "$ROOT/.build/debug/gatehouse" ]; then
     [ -x "$BIN" ] || BIN=$ROOT/.build/debug/gatehouse
-    GATEHOUSE_HOME=$home "$BIN" migrate >&2
+    if [ "$(id -u)" -eq 0 ] && [ "$(stat -c %u "$home")" -ne 0 ]; then
+        runuser -u "$(stat -c %U "$home")" -- env GATEHOUSE_HOME="$home" "$BIN" migrate >&2
+    else
+        GATEHOUSE_HOME=$home "$BIN" migrate >&2
+    fi
 fi
 say "restored $backup into $home ($(sed -n 's/^created_at=//p' "$work/MANIFEST"), database $database)"
