@@ -53,7 +53,7 @@ public enum Metrics {
             for c in 2...5 { sample("gatehouse_http_requests_total", "endpoint=\"\(name)\",status=\"\(c)xx\"", String(pool.requests[i][c - 1])) }
         }
         family("gatehouse_http_request_duration_seconds", "histogram",
-               "Time from reading a request to having answered it, by endpoint.")
+               "Time from a request's parameters read to its response written, by endpoint.")
         for (i, name) in endpointNames.enumerated() {
             var cumulative: UInt64 = 0
             for (b, bound) in PoolMetrics.durationBounds.enumerated() {
