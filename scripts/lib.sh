@@ -136,6 +136,22 @@ configured_socket() {
     printf '%s\n' "$socket"
 }
 
+# configured_path HOME KEY DEFAULT: a path key of HOME/gatehouse.conf (`database`,
+# `secret_key_file`, ...), relative ones resolved against HOME as gatehouse does. The last
+# line of the key wins, as in gatehouse; DEFAULT when the key is absent or empty.
+configured_path() {
+    local home=$1 key=$2 default=$3 value=""
+    [ -f "$home/gatehouse.conf" ] && value=$(awk -F= -v k="$key" '
+        { line = $0; sub(/^[[:space:]]+/, "", line) }
+        line ~ /^#/ { next }
+        { name = $1; gsub(/[[:space:]]/, "", name) }
+        name == k { v = substr($0, index($0, "=") + 1); gsub(/^[[:space:]]+|[[:space:]]+$/, "", v); found = v }
+        END { print found }' "$home/gatehouse.conf")
+    [ -n "$value" ] || value=$default
+    case "$value" in /*) ;; *) value="$home/$value" ;; esac
+    printf '%s\n' "$value"
+}
+
 master_pid() { cat "$GATEHOUSE_HOME/run/gatehouse.pid" 2>/dev/null; }
 nginx_pid() { cat "$GATEHOUSE_HOME/run/nginx.pid" 2>/dev/null; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }

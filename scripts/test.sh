@@ -31,7 +31,7 @@ venv=$ROOT/.venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" 2>/dev/null || python3 -m venv --without-pip "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest requests authlib requests-oauthlib selenium >/dev/null
+"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest requests authlib requests-oauthlib selenium prometheus-client >/dev/null
 export GATEHOUSE_BIN=${GATEHOUSE_BIN:-$ROOT/.build/debug/gatehouse}
 GATEHOUSE_DATABASE= "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration "$@"
 

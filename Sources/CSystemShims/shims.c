@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -227,6 +228,73 @@ void csys_hash_release_dead(csys_slot *board, int index) {
     // Never below zero (the one-too-low case above).
     int32_t n = __atomic_load_n(&(board - 1)->hashing, __ATOMIC_SEQ_CST);
     while (n > 0 && !__atomic_compare_exchange_n(&(board - 1)->hashing, &n, n - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+}
+
+// MARK: - pool metrics
+// A fold sequence (a seqlock with the master as its only writer) sits in a page of its own
+// before block 0: odd while the master moves a reaped worker's block into block 0.
+
+typedef struct { uint64_t seq; } metrics_fold_seq;
+
+static metrics_fold_seq *fold_seq_of(csys_metrics *blocks) {
+    return (metrics_fold_seq *)((char *)blocks - 4096);
+}
+
+csys_metrics *csys_metrics_create(int count) {
+    size_t size = 4096 + sizeof(csys_metrics) * (size_t)(count + 1);
+    // Fresh anonymous pages are zero; untouched slots never cost memory.
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    return (csys_metrics *)((char *)p + 4096);
+}
+
+void csys_metrics_observe(csys_metrics *block, int endpoint, int status_class, int bucket, uint64_t duration_us) {
+    if (endpoint < 0 || endpoint >= CSYS_METRIC_ENDPOINTS) return;
+    if (status_class >= 0 && status_class < CSYS_METRIC_STATUS_CLASSES)
+        __atomic_fetch_add(&block->requests[endpoint][status_class], 1, __ATOMIC_RELAXED);
+    if (bucket >= 0 && bucket < CSYS_METRIC_BUCKETS)
+        __atomic_fetch_add(&block->duration_buckets[endpoint][bucket], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&block->duration_sum_us[endpoint], duration_us, __ATOMIC_RELAXED);
+}
+
+void csys_metrics_count(csys_metrics *block, int event) {
+    if (event < 0 || event >= CSYS_METRIC_EVENTS) return;
+    __atomic_fetch_add(&block->events[event], 1, __ATOMIC_RELAXED);
+}
+
+void csys_metrics_count_restart(csys_metrics *blocks, int reason) {
+    if (reason < 0 || reason > 1) return;
+    __atomic_fetch_add(&blocks[0].worker_restarts[reason], 1, __ATOMIC_RELAXED);
+}
+
+void csys_metrics_fold(csys_metrics *blocks, int index) {
+    metrics_fold_seq *seq = fold_seq_of(blocks);
+    uint64_t *from = (uint64_t *)&blocks[index];
+    uint64_t *into = (uint64_t *)&blocks[0];
+    size_t n = sizeof(csys_metrics) / sizeof(uint64_t);
+    __atomic_fetch_add(&seq->seq, 1, __ATOMIC_SEQ_CST);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = __atomic_exchange_n(&from[i], 0, __ATOMIC_RELAXED);
+        if (v) __atomic_fetch_add(&into[i], v, __ATOMIC_RELAXED);
+    }
+    __atomic_fetch_add(&seq->seq, 1, __ATOMIC_SEQ_CST);
+}
+
+void csys_metrics_sum(csys_metrics *blocks, int count, const uint8_t *live, csys_metrics *out) {
+    metrics_fold_seq *seq = fold_seq_of(blocks);
+    size_t n = sizeof(csys_metrics) / sizeof(uint64_t);
+    for (;;) {
+        uint64_t before = __atomic_load_n(&seq->seq, __ATOMIC_SEQ_CST);
+        if (before & 1) { sched_yield(); continue; }
+        uint64_t *sum = (uint64_t *)out;
+        memset(out, 0, sizeof(*out));
+        for (int b = 0; b <= count; b++) {
+            if (b > 0 && !live[b]) continue;
+            const uint64_t *from = (const uint64_t *)&blocks[b];
+            for (size_t i = 0; i < n; i++) sum[i] += __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+        }
+        if (__atomic_load_n(&seq->seq, __ATOMIC_SEQ_CST) == before) return;
+    }
 }
 
 // MARK: - background CPU priority

@@ -2,10 +2,17 @@
 import Glibc
 #endif
 
-/// One logfmt line per event: `ts=… level=info event=worker_started pid=… slot=…`.
-/// Event names are stable; tests and operators grep for them. Never log a secret.
+/// One line per event, logfmt (`ts=… level=info event=worker_started pid=… slot=…`) or a
+/// JSON object with the same keys (`log_format`). Event names are stable; tests and
+/// operators grep for them. Never log a secret.
 public enum Log {
+    public enum Format: String, Sendable {
+        case logfmt, json
+    }
+
     nonisolated(unsafe) static var fd: Int32 = 2
+    /// Set once from the configuration (and on reload); a forked worker inherits it.
+    nonisolated(unsafe) public static var format = Format.logfmt
     /// The file lines go to (nil: stderr); a forked worker inherits it with the descriptor.
     nonisolated(unsafe) public private(set) static var path: String?
 
@@ -41,7 +48,16 @@ public enum Log {
         write("error", event, fields)
     }
 
+    /// The same, with fields assembled at run time (the CLI's audit lines).
+    public static func info(_ event: String, fields: [(String, CustomStringConvertible)]) {
+        write("info", event, fields)
+    }
+
     static func write(_ level: String, _ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible>) {
+        write(level, event, fields.map { ($0.key, $0.value) })
+    }
+
+    static func write(_ level: String, _ event: String, _ fields: [(String, CustomStringConvertible)]) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         var tm = tm()
@@ -49,10 +65,51 @@ public enum Log {
         gmtime_r(&t, &tm)
         let stamp = String(format4(Int(tm.tm_year) + 1900)) + "-" + two(Int(tm.tm_mon) + 1) + "-" + two(Int(tm.tm_mday)) + "T"
             + two(Int(tm.tm_hour)) + ":" + two(Int(tm.tm_min)) + ":" + two(Int(tm.tm_sec)) + "." + three(ts.tv_nsec / 1_000_000) + "Z"
-        var line = "ts=\(stamp) level=\(level) event=\(event) pid=\(getpid())"
-        for (k, v) in fields { line += " \(k)=\(quote(v.description))" }
+        var line: String
+        switch format {
+        case .logfmt:
+            line = "ts=\(stamp) level=\(level) event=\(event) pid=\(getpid())"
+            for (k, v) in fields { line += " \(k)=\(quote(v.description))" }
+        case .json:
+            line = "{\"ts\":\"\(stamp)\",\"level\":\"\(level)\",\"event\":\(jsonString(event)),\"pid\":\(getpid())"
+            for (k, v) in fields { line += ",\(jsonString(k)):\(jsonValue(v))" }
+            line += "}"
+        }
         line += "\n"
         _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+    }
+
+    /// Integers and booleans stay JSON numbers and booleans; everything else is a string.
+    static func jsonValue(_ v: CustomStringConvertible) -> String {
+        switch v {
+        case is Bool, is Int, is Int32, is Int64, is UInt64, is UInt32: return v.description
+        default: return jsonString(v.description)
+        }
+    }
+
+    /// A JSON string (RFC 8259 §7) in which, as in `quote`, every invisible or layout
+    /// scalar is escaped, so a request value can neither end the line nor hide in it.
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if c.isASCII ? (c.value < 0x20 || c.value == 0x7F) : isInvisible(c) {
+                    for unit in String(c).utf16 {
+                        let hex = String(unit, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    }
+                } else {
+                    out.unicodeScalars.append(c)
+                }
+            }
+        }
+        return out + "\""
     }
 
     static func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }

@@ -90,6 +90,7 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
     // MARK: - maintenance
 
     public func migrate() throws -> Int { 0 }
+    public func liveTokenCount(now: Int64) throws -> Int { locked { tokens.values.filter { $0.expiresAt > now }.count } }
     public func schemaVersion() throws -> Int { 0 }
 
     public func purgeExpired(now: Int64, batch: Int, sessionIdleSeconds: Int64, progress: ((String, Int) -> Void)?) throws

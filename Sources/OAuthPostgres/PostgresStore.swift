@@ -290,3 +290,9 @@ extension PostgresStore {
         }
     }
 }
+
+extension PostgresStore {
+    public func liveTokenCount(now: Int64) throws -> Int {
+        Int(try db.queryOne("SELECT count(*) FROM tokens WHERE expires_at > $1", [.int(now)]) { $0.int(0) } ?? 0)
+    }
+}

@@ -13,6 +13,10 @@ public final class SQLiteStore: AuthorizationStore {
     @discardableResult
     public func migrate() throws -> Int { try Migrations.apply(db) }
 
+    public func liveTokenCount(now: Int64) throws -> Int {
+        Int(try db.queryOne("SELECT count(*) FROM tokens WHERE expires_at > ?", [.int(now)]) { $0.int(0) } ?? 0)
+    }
+
     /// The schema version of the open database.
     public func schemaVersion() throws -> Int { Int(try db.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0) }
 

@@ -225,6 +225,7 @@ public final class Master {
             if ExitStatus.isClean(status) {
                 Log.info("worker_recycled", ["worker": pid, "after_s": ExitStatus.rounded(lived)])
                 crashStreak = 0
+                scoreboard.countRestart(afterCrash: false)
                 spawn(slot: w.slot)
                 continue
             }
@@ -232,6 +233,7 @@ public final class Master {
             crashStreak = lived < 2 ? crashStreak + 1 : 0
             let delay = crashStreak == 0 ? 0 : min(0.1 * Double(1 << min(crashStreak, 7)), 10)
             Log.warn("worker_exited", ["worker": pid, "exit": how, "after_s": ExitStatus.rounded(lived), "respawn_in_s": delay])
+            scoreboard.countRestart(afterCrash: true)
             pendingRespawns.append((MonotonicClock.seconds() + delay, w.slot))
         }
     }

@@ -10,10 +10,14 @@ struct Scoreboard: @unchecked Sendable {
     /// Workers get slots 1..<slotCount (0 stays unused); the header lies before slot 0.
     static let slotCount: Int32 = 512
     let base: UnsafeMutablePointer<csys_slot>
+    /// Prometheus counters: block i is slot i's, block 0 the master's and the reaped workers'.
+    let metrics: UnsafeMutablePointer<csys_metrics>
 
     init() throws {
-        guard let base = csys_scoreboard_create(Scoreboard.slotCount) else { throw PreforkError("cannot map the scoreboard") }
+        guard let base = csys_scoreboard_create(Scoreboard.slotCount), let metrics = csys_metrics_create(Scoreboard.slotCount)
+        else { throw PreforkError("cannot map the scoreboard") }
         self.base = base
+        self.metrics = metrics
     }
 
     /// In the child right after fork: the slot is the new worker's, starting.
@@ -24,10 +28,31 @@ struct Scoreboard: @unchecked Sendable {
         base[Int(slot)] = fresh
     }
 
-    /// In the master, reaping the worker of `slot`.
+    /// In the master, reaping the worker of `slot`: its counters join the pool's totals.
     func release(_ slot: Int32) {
         csys_hash_release_dead(base, slot)
+        csys_metrics_fold(metrics, slot)
         base[Int(slot)].pid = 0
+    }
+
+    /// A worker's finished request, on its own slot's counters.
+    func observe(slot: Int32, endpoint: Int, status: Int, microseconds: UInt64) {
+        csys_metrics_observe(metrics + Int(slot), Int32(endpoint), Int32(status / 100 - 1), PoolMetrics.bucket(microseconds: microseconds),
+                             microseconds)
+    }
+
+    func count(event: Int, slot: Int32) { csys_metrics_count(metrics + Int(slot), Int32(event)) }
+
+    /// The master replaced a worker: after a crash, or after max_requests.
+    func countRestart(afterCrash: Bool) { csys_metrics_count_restart(metrics, afterCrash ? 0 : 1) }
+
+    /// Every counter summed over the master's block and the live slots'.
+    func poolMetrics() -> PoolMetrics {
+        var live = [UInt8](repeating: 0, count: Int(Scoreboard.slotCount) + 1)
+        for i in 1..<Int(Scoreboard.slotCount) where base[i].pid != 0 { live[i] = 1 }
+        var sum = csys_metrics()
+        csys_metrics_sum(metrics, Scoreboard.slotCount, live, &sum)
+        return PoolMetrics(sum)
     }
 
     func setMaster(_ state: MasterState) { csys_scoreboard_set_master(base, getpid(), state.rawValue) }
@@ -49,7 +74,7 @@ struct Scoreboard: @unchecked Sendable {
             let slot = base[i]
             guard slot.pid != 0 else { continue }
             let activity = Scoreboard.activity(of: slot)
-            workers.append(.init(pid: slot.pid, requests: slot.requests, activity: activity,
+            workers.append(.init(pid: slot.pid, requests: slot.requests, startedAt: slot.started_at, activity: activity,
                                  requestAgeMilliseconds: activity.requestStartedMilliseconds.map { max(0, now - $0) },
                                  hashing: slot.hashing != 0))
         }
@@ -92,6 +117,8 @@ public struct ScoreboardSnapshot: Sendable {
     public struct Worker: Sendable {
         public var pid: Int32
         public var requests: UInt64
+        /// Unix seconds the worker started.
+        public var startedAt: Int64
         public var activity: WorkerActivity
         /// How long the current request has been going; nil outside a request.
         public var requestAgeMilliseconds: Int64?

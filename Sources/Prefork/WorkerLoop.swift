@@ -14,6 +14,18 @@ public struct WorkerContext: Sendable {
     /// Counts one served request on the scoreboard.
     public func countRequest() { scoreboard.countRequest(slot: slot) }
 
+    /// Counts a finished request for /metrics: `endpoint` is the application's index
+    /// (below `PoolMetrics.endpointCount`), `status` the HTTP status.
+    public func observe(endpoint: Int, status: Int, microseconds: UInt64) {
+        scoreboard.observe(slot: slot, endpoint: endpoint, status: status, microseconds: microseconds)
+    }
+
+    /// Counts one application event for /metrics (index below `PoolMetrics.eventCount`).
+    public func count(event: Int) { scoreboard.count(event: event, slot: slot) }
+
+    /// Every pool counter now.
+    public func metrics() -> PoolMetrics { scoreboard.poolMetrics() }
+
     /// Publishes the worker's new state; `endpoint` names the request once it is read.
     public func enter(_ state: WorkerState, endpoint: String? = nil) {
         let current = scoreboard.activity(slot)

@@ -156,7 +156,7 @@ struct ClientCommand: ParsableCommand {
                 // take a client offline): they must be long enough not to be guessed.
                 throw CLIError("--client-secret is too short (at least 16 characters; generated secrets have 28)")
             }
-            let (_, store, key) = try options.open()
+            let (config, store, key) = try options.open()
             let allowed = try parseScope(scope, option: "--scope")
             let secret = `public` ? nil : (clientSecret ?? ClientCommand.generateCredential())
             var client = Client(
@@ -170,6 +170,9 @@ struct ClientCommand: ParsableCommand {
             guard try store.insertClient(client, now: Int64(Date().timeIntervalSince1970)) else {
                 throw CLIError("a client with id '\(client.id)' already exists")
             }
+            OperatorAudit.record(config, "client_added", [("client", client.id), ("name", client.name), ("public", client.isPublic),
+                                                          ("grant_types", client.grantTypes.map(\.rawValue).joined(separator: ",")),
+                                                          ("scope", client.allowedScopes.joined(separator: " "))])
             if json {
                 print(ClientCommand.json(client, secret: secret))
             } else {
@@ -226,7 +229,7 @@ struct ClientCommand: ParsableCommand {
         @Flag var json = false
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard var c = try store.client(id: clientID) else { throw CLIError("no client '\(clientID)'") }
             if let name { c.name = name }
             if !redirectURIs.isEmpty { c.redirectURIs = redirectURIs }
@@ -243,6 +246,8 @@ struct ClientCommand: ParsableCommand {
             try openID.apply(to: &c)
             try check(c)
             _ = try store.updateClient(c)
+            OperatorAudit.record(config, "client_updated", [("client", c.id), ("grant_types", c.grantTypes.map(\.rawValue).joined(separator: ",")),
+                                                            ("scope", c.allowedScopes.joined(separator: " "))])
             print(json ? ClientCommand.json(c, secret: nil) : describe(c))
         }
 
@@ -261,8 +266,9 @@ struct ClientCommand: ParsableCommand {
         @Argument(help: "Client id.") var clientID: String
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard try store.removeClient(id: clientID) else { throw CLIError("no client '\(clientID)'") }
+            OperatorAudit.record(config, "client_removed", [("client", clientID)])
             print("removed client \(clientID)")
         }
     }
@@ -283,7 +289,7 @@ struct ClientCommand: ParsableCommand {
 
         func run() throws {
             guard (0...2_592_000).contains(keepOldFor) else { throw CLIError("--keep-old-for must be 0 to 2592000 seconds") }
-            let (_, store, key) = try options.open()
+            let (config, store, key) = try options.open()
             guard var c = try store.client(id: clientID) else { throw CLIError("no client '\(clientID)'") }
             guard !c.isPublic else { throw CLIError("client '\(clientID)' is public and has no secret") }
             let secret = ClientCommand.generateCredential()
@@ -291,6 +297,7 @@ struct ClientCommand: ParsableCommand {
             c.previousSecretExpiresAt = keepOldFor > 0 ? Int64(Date().timeIntervalSince1970) + keepOldFor : nil
             c.secretHash = key.hash(secret)
             _ = try store.updateClient(c)
+            OperatorAudit.record(config, "client_secret_rotated", [("client", c.id), ("old_secret_valid_s", keepOldFor)])
             print(json ? ClientCommand.json(c, secret: secret)
                 : "client_id:      \(c.id)\nclient_secret:  \(secret)" + ClientCommand.previousSecretLine(c))
         }

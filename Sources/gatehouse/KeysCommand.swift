@@ -52,10 +52,12 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             guard let algorithm = SigningAlgorithm(rawValue: alg.uppercased()) else { throw CLIError("--alg must be ES256 or RS256") }
             guard (0...30 * 86_400).contains(publishAhead) else { throw CLIError("--publish-ahead must be 0 to 2592000 seconds") }
-            let (_, store, key) = try options.open()
+            let (config, store, key) = try options.open()
             let now = Int64(Date().timeIntervalSince1970)
             let fresh = try SigningKeyRing.newKey(algorithm, key: key, now: now, publishAhead: publishAhead)
             try store.insertSigningKey(fresh)
+            OperatorAudit.record(config, "signing_key_rotated", [("kid", fresh.id), ("alg", algorithm.rawValue),
+                                                                 ("publish_ahead_s", publishAhead)])
             if json {
                 print(KeysCommand.json(fresh, now: now))
             } else {
@@ -72,7 +74,7 @@ struct KeysCommand: ParsableCommand {
         @Argument var kid: String
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             let now = Int64(Date().timeIntervalSince1970)
             let keys = try store.signingKeys()
             guard let k = keys.first(where: { $0.id == kid }) else { throw CLIError("no key '\(kid)'") }
@@ -81,6 +83,7 @@ struct KeysCommand: ParsableCommand {
                 throw CLIError("key '\(kid)' is the last active \(k.algorithm.rawValue) key; run gatehouse keys rotate --alg \(k.algorithm.rawValue) first")
             }
             guard try store.retireSigningKey(id: kid, now: now) else { throw CLIError("key '\(kid)' is already retired") }
+            OperatorAudit.record(config, "signing_key_retired", [("kid", kid)])
             print("retired key \(kid)")
         }
     }

@@ -83,11 +83,12 @@ struct UserCommand: ParsableCommand {
             let now = Int64(Date().timeIntervalSince1970)
             let attributes = try profile.applied(to: UserProfile(), now: now)
             let password = try readPassword()
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard let id = try store.insertUser(username: username, passwordHash: PasswordHasher().hash(password),
                                                 profile: attributes, now: now),
                 let user = try store.user(id: id)
             else { throw CLIError("user '\(username)' already exists") }
+            OperatorAudit.record(config, "user_added", [("username", username), ("sub", user.subject)])
             if json {
                 var o = JSONObject()
                 o["username"] = username  // DESIGN: `user add --json` gives the username; `user show` the rest
@@ -126,10 +127,11 @@ struct UserCommand: ParsableCommand {
         @Flag var json = false
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard let u = try store.user(named: username) else { throw CLIError("no user '\(username)'") }
             let updated = try profile.applied(to: u.profile, now: Int64(Date().timeIntervalSince1970))
             guard try store.updateProfile(username: username, updated) else { throw CLIError("no user '\(username)'") }
+            OperatorAudit.record(config, "user_updated", [("username", username)])
             var after = u
             after.profile = updated
             print(json ? UserCommand.json(after) : "updated user \(username)")
@@ -164,10 +166,11 @@ struct UserCommand: ParsableCommand {
         func run() throws {
             guard passwordStdin else { throw CLIError("--password-stdin is required") }
             let password = try readPassword()
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard let revoked = try store.setPassword(username: username, passwordHash: PasswordHasher().hash(password),
                                                       endGrants: !keepTokens, now: Int64(Date().timeIntervalSince1970))
             else { throw CLIError("no user '\(username)'") }
+            OperatorAudit.record(config, "user_password_set", [("username", username), ("grants_revoked", revoked)])
             print(keepTokens ? "password changed for \(username)"
                              : "password changed for \(username); sessions ended, \(revoked) grant(s) revoked")
         }
@@ -179,10 +182,11 @@ struct UserCommand: ParsableCommand {
         @Argument var username: String
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard try store.setDisabled(username: username, true, now: Int64(Date().timeIntervalSince1970)) else {
                 throw CLIError("no user '\(username)'")
             }
+            OperatorAudit.record(config, "user_disabled", [("username", username)])
             print("disabled \(username)")
         }
     }
@@ -193,10 +197,11 @@ struct UserCommand: ParsableCommand {
         @Argument var username: String
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard try store.setDisabled(username: username, false, now: Int64(Date().timeIntervalSince1970)) else {
                 throw CLIError("no user '\(username)'")
             }
+            OperatorAudit.record(config, "user_enabled", [("username", username)])
             print("enabled \(username)")
         }
     }
@@ -207,8 +212,9 @@ struct UserCommand: ParsableCommand {
         @Argument var username: String
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             guard try store.removeUser(username: username) else { throw CLIError("no user '\(username)'") }
+            OperatorAudit.record(config, "user_removed", [("username", username)])
             print("removed user \(username)")
         }
     }
@@ -229,7 +235,7 @@ struct TokenCommand: ParsableCommand {
         }
 
         func run() throws {
-            let (_, store, _) = try options.open()
+            let (config, store, _) = try options.open()
             let now = Int64(Date().timeIntervalSince1970)
             if let client {
                 guard try store.client(id: client) != nil else { throw CLIError("no client '\(client)'") }
@@ -238,6 +244,8 @@ struct TokenCommand: ParsableCommand {
                 guard try store.user(named: user) != nil else { throw CLIError("no user '\(user)'") }
             }
             let n = try store.revokeAll(clientID: client, username: user, now: now)
+            let whose: (String, CustomStringConvertible) = client.map { ("client", $0) } ?? ("username", user ?? "")
+            OperatorAudit.record(config, "tokens_revoked_by_operator", [whose, ("grants", n)])
             print("revoked \(n) grant(s)")
         }
     }

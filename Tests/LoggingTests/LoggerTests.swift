@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import Logging
@@ -115,5 +116,19 @@ final class LoggerTests: XCTestCase {
             }
         }
         return nil
+    }
+
+    /// `log_format = json`: every input of the logfmt table is a valid JSON string that
+    /// decodes to the same text, with control and bidi scalars escaped, never raw.
+    func testJSONStringsDecodeToTheInputAndHideNothing() throws {
+        for (name, input, _) in LoggerTests.table {
+            let encoded = Log.jsonString(input)
+            let decoded = try JSONSerialization.jsonObject(with: Data(encoded.utf8), options: [.fragmentsAllowed]) as? String
+            XCTAssertEqual(decoded, input, name)
+            XCTAssertFalse(encoded.unicodeScalars.contains { $0.value < 0x20 || Log.isInvisible($0) }, name)
+        }
+        XCTAssertEqual(Log.jsonValue(42), "42")
+        XCTAssertEqual(Log.jsonValue(true), "true")
+        XCTAssertEqual(Log.jsonValue("42"), #""42""#)
     }
 }

@@ -74,6 +74,7 @@ extension App {
                 let failure = error as? StorageFailure
                 let temporary = failure?.isTemporary == true
                 Log.warn(failure?.event ?? "server_error", ["endpoint": "authorize", "detail": "\(error)"])
+                if temporary { counter.count(.databaseBusy) }
                 let e: OAuthError = temporary ? .temporarilyUnavailable("\(error)") : .serverError("\(error)")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: e, state: authz.state,
                                                                      issuer: config.issuer))
@@ -162,8 +163,14 @@ extension App {
                                  error: "Too many sign-ins are being checked right now. Wait a moment and try again.",
                                  username: username, extraHeaders: [("Retry-After", "2")])
             }
+            let attempt = passwords.takeAttempt()
+            if let attempt { audit(attempt, client: client.id, via: "login_form") }
             guard let user else {
-                Log.info("login_failed", ["client": client.id])
+                if attempt == nil {
+                    counter.count(.loginFailed)
+                    Log.warn("login_failed", ["username": username ?? "", "address": request.remoteAddress, "client": client.id,
+                                              "via": "login_form", "reason": "incomplete_form"])
+                }
                 // A new CSRF token after every failure: one fetched form is one try.
                 guard let next = try rotated(visitor) else { return sessionExpired() }
                 return loginPage(authz, client, params, visitor: next, status: 401, error: "Incorrect username or password.",
@@ -174,7 +181,6 @@ extension App {
             guard let renewed = try newSession(userID: user.id, replacing: visitor.session?.idHash) else {
                 return sessionExpired()
             }
-            Log.info("login_succeeded", ["client": client.id])
             return try afterLogin(authz, client, params, session: renewed.session, userID: user.id,
                                   extraHeaders: [("Set-Cookie", renewed.cookie)], viaPost: true)
         case "consent":
@@ -186,11 +192,15 @@ extension App {
                 return sessionExpired()
             }
             guard (try? all.single("decision")) == "allow" else {
+                Log.info("consent_denied", ["username": try store.user(id: userID)?.username ?? "", "client": client.id,
+                                            "scope": Scope.string(authz.scope)])
                 let denied = OAuthError.accessDenied("the resource owner denied the request")
                 return .redirect(AuthorizationEndpoint.errorLocation(authz.redirectURI, error: denied, state: authz.state,
                                                                      issuer: config.issuer), status: 303)
             }
             try store.saveConsent(userID: userID, clientID: client.id, scope: authz.scope, now: now)
+            Log.info("consent_granted", ["username": try store.user(id: userID)?.username ?? "", "client": client.id,
+                                         "scope": Scope.string(authz.scope)])
             return try issueCode(authz, userID: userID, authTime: session.record.authenticatedAt, status: 303, extraHeaders: [])
         default:
             return pages.errorPage(status: 400, title: "Bad request", message: "Unknown form step.")

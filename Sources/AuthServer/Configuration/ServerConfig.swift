@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import OAuthPostgres
 
 /// A configuration error, naming the key (and line) so start-up stops with one clear line.
@@ -19,6 +20,7 @@ public struct ServerConfig: Sendable {
     /// A SQLite file path, or a libpq URI `postgresql://…` (see `usesPostgres`).
     public var database: String
     public var logFile: String? = nil
+    public var logFormat = Log.Format.logfmt
     public var issuer = "https://127.0.0.1:8443"
     public var maxBodyBytes = 16_384
     public var busyTimeoutMilliseconds = 5000
@@ -130,6 +132,9 @@ public struct ServerConfig: Sendable {
             }
             database = value
         case "log_file": logFile = value.isEmpty ? nil : path()
+        case "log_format":
+            guard let f = Log.Format(rawValue: value) else { throw ConfigError("\(location): log_format must be 'logfmt' or 'json', got '\(value)'") }
+            logFormat = f
         case "issuer":
             guard value.hasPrefix("https://"), !value.contains("?"), !value.contains("#"), !value.hasSuffix("/") else {
                 throw ConfigError("\(location): issuer must be an https URL without query, fragment or trailing slash (RFC 8414 §2), got '\(value)'")
@@ -202,8 +207,11 @@ public struct ServerConfig: Sendable {
         # with slow fsync (see README, Durability and Performance).
         durability = full
 
-        # Log file (logfmt, one line per event); empty = stderr.
+        # Log file, one line per event (security events included: logins, lockouts, consent,
+        # revocations, replays, CLI changes); empty = stderr. USR1 reopens it (logrotate).
         log_file =
+        # logfmt (key=value) or json (one object per line, the same keys).
+        log_format = logfmt
 
         # The issuer identifier (RFC 8414, RFC 9207 iss): the public https URL of this server.
         issuer = https://127.0.0.1:8443

@@ -1,3 +1,4 @@
+import Logging
 import OAuthCore
 
 extension App {
@@ -5,8 +6,13 @@ extension App {
 
     func token(_ request: HTTPRequest) throws -> HTTPResponse {
         let (params, client) = try authenticatedForm(request)
-        return try tokenEndpoint.issue(TokenRequest(params: params, client: client, remoteAddress: request.remoteAddress))
-            .response()
+        // The password grant checks a password: its outcome is audited like a form login.
+        defer { if let attempt = passwords.takeAttempt() { audit(attempt, client: client.id, via: "password_grant") } }
+        let issued = try tokenEndpoint.issue(TokenRequest(params: params, client: client, remoteAddress: request.remoteAddress))
+        if let raw = try? params.single("grant_type"), let grant = GrantType(rawValue: raw) {
+            counter.count(.tokensIssued(grant))
+        }
+        return issued.response()
     }
 
     // MARK: - /revoke (RFC 7009)
@@ -16,7 +22,18 @@ extension App {
         let token = try params.required("token")
         _ = try params.single("token_type_hint")  // §2.1: a hint only; we search both kinds anyway
         // §2.2: 200 whether or not the token existed, was valid, or belonged to this client.
-        try Revocation.revoke(tokenHash: key.hash(token), by: client, in: store, now: now)
+        let hash = key.hash(token)
+        // For the audit line only: what the token was and whose (one indexed read).
+        let found = try store.token(hash: hash)?.record
+        try Revocation.revoke(tokenHash: hash, by: client, in: store, now: now)
+        if let found, found.isActive(at: now) {
+            let kind = found.kind == .access ? "access" : "refresh"
+            if found.clientID.sameBytes(as: client.id) {
+                Log.info("token_revoked", ["client": client.id, "kind": kind, "username": found.username ?? "-"])
+            } else {
+                Log.warn("token_revoke_refused", ["client": client.id, "owner": found.clientID, "kind": kind])
+            }
+        }
         return HTTPResponse(status: 200, headers: HTTPResponse.noStoreHeaders)
     }
 

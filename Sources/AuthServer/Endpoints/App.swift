@@ -16,6 +16,11 @@ public final class App {
     let tokenEndpoint: TokenEndpoint
     /// Set by the worker loop: the pool's scoreboard snapshot for /status.
     public var statusProvider: (() -> String)?
+    /// Set by the worker loop: the Prometheus text for /metrics.
+    public var metricsProvider: (() -> String)?
+    /// Where security and token events are counted for /metrics (the worker points it at
+    /// its scoreboard slot).
+    public let counter = MetricCounter()
     /// Set by the worker loop: the host-wide bound on concurrent password hashing.
     public var passwordHashGate: PasswordHashGate {
         get { passwords.gate }
@@ -33,7 +38,8 @@ public final class App {
         self.keys = keys
         let grants = GrantContext(store: store, clock: clock, tokens: TokenMint(generate: { SecureRandom.token() }, hash: key.hash),
                                   lifetimes: config.tokenLifetimes,
-                                  openID: OpenIDSigning(issuer: config.issuer, signer: keys.signer(for:)), report: App.log)
+                                  openID: OpenIDSigning(issuer: config.issuer, signer: keys.signer(for:)),
+                                  report: { [counter] event in App.report(event, counter) })
         // The grants /token serves: an explicit list, nothing registers itself.
         tokenEndpoint = TokenEndpoint(grants: [
             AuthorizationCodeGrant(grants),
@@ -43,15 +49,19 @@ public final class App {
         ])
     }
 
-    static func log(_ event: GrantEvent) {
+    static func report(_ event: GrantEvent, _ counter: MetricCounter) {
         switch event {
-        case .codeReplayed(let client): Log.warn("code_replayed", ["client": client])
-        case .refreshTokenReused(let client): Log.warn("refresh_token_reused", ["client": client])
+        case .codeReplayed(let client):
+            Log.warn("code_replayed", ["client": client])
+            counter.count(.codeReplayed)
+        case .refreshTokenReused(let client):
+            Log.warn("refresh_token_reused", ["client": client])
+            counter.count(.refreshTokenReused)
         }
     }
 
     public enum Endpoint: String, CaseIterable {
-        case authorize, token, revoke, introspect, metadata, validate, health, status, jwks, userinfo, logout
+        case authorize, token, revoke, introspect, metadata, validate, health, status, jwks, userinfo, logout, metrics
     }
 
     /// nginx names the endpoint in `GATEHOUSE_ENDPOINT` (one per location, so prefixes and
@@ -86,6 +96,9 @@ public final class App {
             switch endpoint {
             case .health: return .json(200, #"{"status":"ok"}"#, headers: [("Cache-Control", "no-store")])
             case .status: return .json(200, statusProvider?() ?? "{}", headers: [("Cache-Control", "no-store")])
+            case .metrics:
+                return HTTPResponse(status: 200, headers: [("Content-Type", Metrics.contentType), ("Cache-Control", "no-store")],
+                                    body: Array((metricsProvider?() ?? "").utf8))
             case .metadata: return metadata(request)
             case .authorize: return try authorize(request)
             case .token: return try token(request)
@@ -100,6 +113,7 @@ public final class App {
             return early.response
         } catch let e as StorageFailure where e.isTemporary {
             Log.warn(e.event, ["endpoint": endpoint.rawValue, "detail": e.description])
+            counter.count(.databaseBusy)
             return failure(endpoint, .temporarilyUnavailable(e.description))
         } catch let e as OAuthError {
             return failure(endpoint, e)

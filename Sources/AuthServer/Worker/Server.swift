@@ -15,6 +15,7 @@ public enum Server {
         do {
             config = try ServerConfig.load(path: configPath, home: home, createIfMissing: true)
             if let w = workersOverride { config.workers = w }
+            Log.format = config.logFormat
             try prepare(config)
         } catch {
             FileHandle.standardError.write(Data("gatehouse: error: \(error)\n".utf8))
@@ -71,6 +72,7 @@ public enum Server {
                     }
                     try prepare(fresh)
                     current = fresh
+                    Log.format = fresh.logFormat
                     Log.open(path: fresh.logFile)
                     return fresh.workers
                 } catch {
@@ -135,6 +137,14 @@ public enum Server {
             exit(3)
         }
         app.statusProvider = { statusJSON(context.snapshot()) }
+        let walFile = config.database.hasPrefix("/") ? config.database + "-wal" : nil
+        var liveTokens: (at: Int64, count: Int?) = (0, nil)
+        app.metricsProvider = {
+            let now = Int64(time(nil))
+            if now - liveTokens.at >= 10 { liveTokens = (now, try? app.store.liveTokenCount(now: now)) }
+            return Metrics.render(context.metrics(), workers: context.snapshot().workers, walFile: walFile, liveTokens: liveTokens.count)
+        }
+        app.counter.count = { context.count(event: $0.rawValue) }
         app.passwordHashGate = ScoreboardHashGate(context: context, limit: config.passwordHashWorkers)
         var served = 0
         var backoff = AcceptBackoff()
@@ -166,20 +176,30 @@ public enum Server {
     /// One request, from its parameters to the closed connection, with the worker's state
     /// on the scoreboard at each step.
     static func serve(_ raw: FastCGIRequest, app: App, connection: FastCGIConnection, context: WorkerContext) {
+        let started = monotonicMicroseconds()
         let endpoint = raw.params["GATEHOUSE_ENDPOINT"]
         context.enter(.running, endpoint: endpoint ?? "")
+        let request = httpRequest(raw)
         let response: HTTPResponse
         if raw.bodyTooLarge {
             response = .json(413, #"{"error":"invalid_request","error_description":"request body too large"}"#)
         } else {
-            response = app.handle(httpRequest(raw), endpoint: endpoint)
+            response = app.handle(request, endpoint: endpoint)
         }
         context.enter(.finishing)
         connection.respond(status: response.status, reason: reason(response.status), headers: response.headers,
                            body: response.body)
         connection.finish()
         context.countRequest()
+        context.observe(endpoint: Metrics.endpointIndex(App.endpoint(named: endpoint, path: request.path)),
+                        status: response.status, microseconds: monotonicMicroseconds() - started)
         context.enter(.idle)
+    }
+
+    static func monotonicMicroseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
     }
 
     /// CGI parameters to an HTTP request value (RFC 3875 §4.1).
@@ -202,8 +222,8 @@ public enum Server {
     }
 
     /// `/gatehouse/status`: the keys before `master` are the original contract (a worker is
-    /// busy in every state but idle); the states and the current request's endpoint and age
-    /// came later.
+    /// busy in every state but idle); the states, the current request's endpoint and age, and
+    /// each worker's start came later (scripts/status.sh shows them).
     static func statusJSON(_ snap: ScoreboardSnapshot) -> String {
         var o = JSONObject()
         o.set("requests_served", Int(snap.requestsServed))
@@ -214,6 +234,7 @@ public enum Server {
             var row = JSONObject()
             row.set("pid", Int(worker.pid))
             row.set("requests", Int(worker.requests))
+            row.set("started_at", Int(worker.startedAt))
             row.set("busy", worker.activity.state.isBusy)
             row.set("state", .string(worker.activity.state.name))
             row.set("endpoint", worker.activity.endpoint.isEmpty ? .raw("null") : .string(worker.activity.endpoint))

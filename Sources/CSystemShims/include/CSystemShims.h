@@ -80,6 +80,44 @@ void csys_hash_leave(csys_slot *board, int index);
 /// The master, reaping the worker of slot `index`: gives back a place it died holding.
 void csys_hash_release_dead(csys_slot *board, int index);
 
+// MARK: - pool metrics (Prometheus)
+// Counters per worker slot, each written by its own worker only (relaxed atomic adds, no
+// lock), summed by whoever scrapes. Block 0 holds what the master folded in from reaped
+// workers plus the master's own counters, so a dead worker's counts are never lost.
+#define CSYS_METRIC_ENDPOINTS 16
+/// Status classes 1xx...5xx (index = status / 100 - 1).
+#define CSYS_METRIC_STATUS_CLASSES 5
+/// Request duration histogram buckets, the last one +Inf (bounds are Swift's).
+#define CSYS_METRIC_BUCKETS 12
+#define CSYS_METRIC_EVENTS 16
+
+typedef struct {
+    uint64_t requests[CSYS_METRIC_ENDPOINTS][CSYS_METRIC_STATUS_CLASSES];
+    /// Non-cumulative: a request lands in the first bucket whose bound it does not exceed.
+    uint64_t duration_buckets[CSYS_METRIC_ENDPOINTS][CSYS_METRIC_BUCKETS];
+    uint64_t duration_sum_us[CSYS_METRIC_ENDPOINTS];
+    uint64_t events[CSYS_METRIC_EVENTS];
+    /// Block 0 only, written by the master: workers replaced after a crash (0) and after
+    /// max_requests (1).
+    uint64_t worker_restarts[2];
+} csys_metrics;
+
+/// Maps `count + 1` zeroed metric blocks shared with every child forked after it (block i
+/// belongs to slot i; block 0 is the folded total). NULL on failure.
+csys_metrics *csys_metrics_create(int count);
+/// A worker's request: one count by endpoint and status class, one histogram observation.
+void csys_metrics_observe(csys_metrics *block, int endpoint, int status_class, int bucket, uint64_t duration_us);
+/// One occurrence of event `event` (tokens issued, login failures, ...).
+void csys_metrics_count(csys_metrics *block, int event);
+/// The master: one more worker replaced for `reason` (0 crash, 1 max_requests).
+void csys_metrics_count_restart(csys_metrics *blocks, int reason);
+/// The master, reaping the worker of `index`: adds its block into block 0 and zeroes it,
+/// inside the fold sequence, so a reader never sees it counted twice or not at all.
+void csys_metrics_fold(csys_metrics *blocks, int index);
+/// Sums blocks 0 and every index for which `live[index]` is nonzero into `out`; retries
+/// while a fold is under way.
+void csys_metrics_sum(csys_metrics *blocks, int count, const uint8_t *live, csys_metrics *out);
+
 // MARK: - background CPU priority
 typedef void (*csys_work_fn)(void *ctx);
 /// Runs fn(ctx) on a new thread whose nice value is `nice` (raised for that thread alone,

@@ -104,6 +104,9 @@ public protocol StoreMaintenance: AnyObject {
     /// Applies pending migrations; answers how many ran.
     @discardableResult func migrate() throws -> Int
     func schemaVersion() throws -> Int
+    /// Tokens not yet expired (revoked ones included until they expire): a count over the
+    /// expiry index only, cheap enough for a metrics scrape every few seconds.
+    func liveTokenCount(now: Int64) throws -> Int
     /// Deletes what has expired, in short batches; answers rows deleted per table.
     func purgeExpired(now: Int64, batch: Int, sessionIdleSeconds: Int64, progress: ((String, Int) -> Void)?) throws
         -> [String: Int]
