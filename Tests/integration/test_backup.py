@@ -9,6 +9,8 @@ import tarfile
 import threading
 import time
 
+import pytest
+
 from conftest import PASSWORD, ROOT, Stack
 from oauth_flow import basic, uniq
 
@@ -23,6 +25,7 @@ def script(path, *args, env, check=True):
     return r
 
 
+@pytest.mark.sqlite  # backup.sh copies the SQLite file; PostgreSQL deployments use pg_dump
 def test_backup_under_load_restores_every_client_user_and_live_token():
     # The database is not at the default path: the `database` key must be respected.
     s = Stack(workers=2)
