@@ -11,13 +11,25 @@ public final class SigningKey: @unchecked Sendable {
 
     public let algorithm: Algorithm
     private let key: OpaquePointer  // EVP_PKEY
+    /// A signing context initialised once (algorithm fetch, padding, digest type): OpenSSL 3's
+    /// per-call EVP_DigestSignInit cost more than the ECDSA signature itself. One caller at a
+    /// time (the lock); a worker signs from one thread anyway.
+    private var signer: OpaquePointer?  // EVP_PKEY_CTX
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
 
     private init(algorithm: Algorithm, key: OpaquePointer) {
         self.algorithm = algorithm
         self.key = key
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
     }
 
-    deinit { EVP_PKEY_free(key) }
+    deinit {
+        if let signer { EVP_PKEY_CTX_free(signer) }
+        EVP_PKEY_free(key)
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
 
     /// A new key from OpenSSL's CSPRNG: P-256, or RSA 2048 bits.
     public static func generate(_ algorithm: Algorithm) throws -> SigningKey {
@@ -61,23 +73,33 @@ public final class SigningKey: @unchecked Sendable {
         return data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
     }
 
-    /// The JWS signature of `input` (RFC 7515 §5.1): for ES256 the 64-byte R || S form
-    /// RFC 7518 §3.4 requires, not OpenSSL's DER.
+    /// The JWS signature of `input` (RFC 7515 §5.1): SHA-256 of the input, signed with the
+    /// kept context; for ES256 the 64-byte R || S form RFC 7518 §3.4 requires, not OpenSSL's DER.
     public func sign(_ input: [UInt8]) throws -> [UInt8] {
-        guard let ctx = EVP_MD_CTX_new() else { throw CryptoError("EVP_MD_CTX_new") }
-        defer { EVP_MD_CTX_free(ctx) }
-        guard EVP_DigestSignInit(ctx, nil, EVP_sha256(), nil, key) == 1 else { throw CryptoError("EVP_DigestSignInit") }
+        let digest = Digest.sha256(input)
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        let ctx = try signingContext()
         var length = 0
-        guard input.withUnsafeBufferPointer({ EVP_DigestSign(ctx, nil, &length, $0.baseAddress, $0.count) }) == 1 else {
-            throw CryptoError("EVP_DigestSign")
-        }
+        guard EVP_PKEY_sign(ctx, nil, &length, digest, digest.count) == 1 else { throw CryptoError("EVP_PKEY_sign") }
         var signature = [UInt8](repeating: 0, count: length)
-        let ok = signature.withUnsafeMutableBufferPointer { out in
-            input.withUnsafeBufferPointer { EVP_DigestSign(ctx, out.baseAddress, &length, $0.baseAddress, $0.count) }
-        }
-        guard ok == 1 else { throw CryptoError("EVP_DigestSign") }
+        guard EVP_PKEY_sign(ctx, &signature, &length, digest, digest.count) == 1 else { throw CryptoError("EVP_PKEY_sign") }
         signature.removeSubrange(length...)
         return algorithm == .es256 ? try Self.rawECDSA(der: signature) : signature
+    }
+
+    /// Under `lock`.
+    private func signingContext() throws -> OpaquePointer {
+        if let signer { return signer }
+        guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, key, nil) else { throw CryptoError("EVP_PKEY_CTX_new_from_pkey") }
+        guard EVP_PKEY_sign_init(ctx) == 1, EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1,
+            algorithm == .es256 || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1
+        else {
+            EVP_PKEY_CTX_free(ctx)
+            throw CryptoError("EVP_PKEY_sign_init")
+        }
+        signer = ctx
+        return ctx
     }
 
     /// Verifies a JWS signature made by this key's public half (tests, and a check after

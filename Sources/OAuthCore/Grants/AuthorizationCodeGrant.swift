@@ -12,6 +12,7 @@ public struct AuthorizationCodeGrant: TokenGrant {
         let verifier = try request.params.single("code_verifier")
         let client = request.client
         let now = context.clock.now()
+        let signer = try context.idTokenSigner(for: client)
         var minted: GrantContext.Minted?
         let verdict = try context.store.redeemCode(hash: context.tokens.hash(code), now: now) { stored in
             try Self.decide(stored, client: client, redirectURI: redirectURI, codeVerifier: verifier, now: now) { code in
@@ -25,7 +26,7 @@ public struct AuthorizationCodeGrant: TokenGrant {
         switch verdict {
         case .redeem(_, let scope):
             guard let minted else { throw OAuthError.serverError("redeemed without minted tokens") }
-            return context.issued(minted, scope: scope)
+            return try context.issued(minted, scope: scope, client: client, now: now, signer: signer)
         case .refuse(let error):
             throw error
         case .revokeGrant(let error):

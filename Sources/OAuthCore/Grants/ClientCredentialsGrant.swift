@@ -13,6 +13,6 @@ public struct ClientCredentialsGrant: TokenGrant {
         // §4.4.3: "A refresh token SHOULD NOT be included."
         let minted = try context.mint(for: client, user: nil, scope: scope, refresh: false, now: now)
         try context.store.issue(NewGrant(clientID: client.id, userID: nil, scope: scope, tokens: minted.plan, now: now))
-        return context.issued(minted, scope: scope)
+        return try context.issued(minted, scope: scope, client: client, now: now, signer: nil)
     }
 }

@@ -25,12 +25,13 @@ public struct PasswordGrant: TokenGrant {
         }
         guard let user else { throw OAuthError.invalidGrant("invalid username or password") }
         let now = context.clock.now()
+        let signer = try context.idTokenSigner(for: client)
         // The password was just checked: that is the authentication an ID Token states.
         let minted = try context.mint(for: client, user: Authentication(subject: user.subject, authTime: now, nonce: nil),
                                       scope: scope, refresh: client.allows(.refreshToken), now: now)
         try context.store.issue(NewGrant(clientID: client.id, userID: user.id, scope: scope, tokens: minted.plan, now: now,
                                          authTime: now))
-        return context.issued(minted, scope: scope)
+        return try context.issued(minted, scope: scope, client: client, now: now, signer: signer)
     }
 }
 

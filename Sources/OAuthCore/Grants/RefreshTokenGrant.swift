@@ -12,6 +12,7 @@ public struct RefreshTokenGrant: TokenGrant {
         let requestedScope = try request.params.single("scope")
         let client = request.client
         let now = context.clock.now()
+        let signer = try context.idTokenSigner(for: client)
         var minted: GrantContext.Minted?
         let verdict = try context.store.rotateRefreshToken(hash: context.tokens.hash(presented), now: now) { stored in
             try Self.decide(stored, client: client, requestedScope: requestedScope, now: now,
@@ -26,7 +27,7 @@ public struct RefreshTokenGrant: TokenGrant {
         switch verdict {
         case .rotate(let rotation):
             guard let minted else { throw OAuthError.serverError("rotation without minted tokens") }
-            return context.issued(minted, scope: rotation.scope)
+            return try context.issued(minted, scope: rotation.scope, client: client, now: now, signer: signer)
         case .refuse(let error):
             throw error
         case .revokeFamily(let error):

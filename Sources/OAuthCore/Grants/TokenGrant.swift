@@ -63,18 +63,19 @@ public struct GrantContext {
     }
 
     /// The tokens of one grant step before they are stored: their values for the response
-    /// and their hashes for the store.
+    /// and their hashes for the store; `authentication` when the answer carries an ID Token.
     struct Minted {
         var access: String
         var refresh: String?
-        var idToken: String?
+        var authentication: Authentication?
         var plan: NewTokens
     }
 
     /// Fresh tokens for `client`: the access token opaque or an RFC 9068 JWT as the client is
-    /// registered; a refresh token when asked for; an ID Token when the scope has `openid`
-    /// and `user` says who logged in. `familyExpiresAt` is the end of an existing refresh
-    /// chain, or nil to start one.
+    /// registered, and a refresh token when asked for. An ID Token is due when the scope has
+    /// `openid` and `user` says who logged in; it is signed after the commit (`issued`), so
+    /// the write lock is never held for a signature. `familyExpiresAt` is the end of an
+    /// existing refresh chain, or nil to start one.
     func mint(for client: Client, user: Authentication?, scope: [String], refresh: Bool, now: Int64,
               familyExpiresAt: Int64? = nil) throws -> Minted {
         var access = tokens.generate()
@@ -83,19 +84,27 @@ public struct GrantContext {
                                             lifetime: lifetimes.access)
         }
         let refreshToken = refresh ? tokens.generate() : nil
-        var idToken: String? = nil
-        if scope.contains("openid"), let user, let openID {
-            idToken = try openID.idToken(for: client, user: user, accessToken: access, now: now, lifetime: lifetimes.access)
-        }
         let plan = NewTokens(accessHash: tokens.hash(access), accessExpiresAt: now + lifetimes.access,
                              refreshHash: refreshToken.map(tokens.hash), refreshExpiresAt: now + lifetimes.refreshIdle,
                              familyExpiresAt: familyExpiresAt ?? now + lifetimes.refreshAbsolute)
-        return Minted(access: access, refresh: refreshToken, idToken: idToken, plan: plan)
+        return Minted(access: access, refresh: refreshToken, authentication: scope.contains("openid") ? user : nil, plan: plan)
     }
 
-    func issued(_ minted: Minted, scope: [String]) -> IssuedTokens {
-        IssuedTokens(accessToken: minted.access, refreshToken: minted.refresh, scope: scope, expiresIn: Int(lifetimes.access),
-                     idToken: minted.idToken)
+    /// The signer of `client`'s ID Tokens, fetched before anything is written, so a code is
+    /// never spent on an answer that could not be signed. nil: no OpenID Connect for it.
+    func idTokenSigner(for client: Client) throws -> (any JWSSigner)? {
+        guard let openID, client.allowedScopes.contains("openid") else { return nil }
+        return try openID.signer(client.idTokenAlgorithm)
+    }
+
+    func issued(_ minted: Minted, scope: [String], client: Client, now: Int64, signer: (any JWSSigner)?) throws -> IssuedTokens {
+        var idToken: String? = nil
+        if let user = minted.authentication, let signer, let openID {
+            idToken = try openID.idToken(for: client, user: user, accessToken: minted.access, now: now, lifetime: lifetimes.access,
+                                         signer: signer)
+        }
+        return IssuedTokens(accessToken: minted.access, refreshToken: minted.refresh, scope: scope, expiresIn: Int(lifetimes.access),
+                            idToken: idToken)
     }
 }
 
@@ -125,11 +134,12 @@ public struct OpenIDSigning {
         self.signer = signer
     }
 
-    func idToken(for client: Client, user: Authentication, accessToken: String, now: Int64, lifetime: Int64) throws -> String {
+    func idToken(for client: Client, user: Authentication, accessToken: String, now: Int64, lifetime: Int64,
+                 signer: any JWSSigner) throws -> String {
         let claims = IDTokenClaims(issuer: issuer, subject: user.subject, audience: client.id, issuedAt: now,
                                    expiresAt: now + lifetime, authTime: user.authTime, nonce: user.nonce,
                                    accessTokenHash: IDTokenClaims.accessTokenHash(accessToken))
-        return try JWS.compact(payload: claims.json, signer: signer(client.idTokenAlgorithm))
+        return try JWS.compact(payload: claims.json, signer: signer)
     }
 
     /// RFC 9068 §2.2: `iss`, `exp`, `aud`, `sub`, `client_id`, `iat`, `jti`, and `scope`;
