@@ -63,7 +63,7 @@ public enum Log {
         var tm = tm()
         var t = ts.tv_sec
         gmtime_r(&t, &tm)
-        let stamp = String(format4(Int(tm.tm_year) + 1900)) + "-" + two(Int(tm.tm_mon) + 1) + "-" + two(Int(tm.tm_mday)) + "T"
+        let stamp = String(Int(tm.tm_year) + 1900) + "-" + two(Int(tm.tm_mon) + 1) + "-" + two(Int(tm.tm_mday)) + "T"
             + two(Int(tm.tm_hour)) + ":" + two(Int(tm.tm_min)) + ":" + two(Int(tm.tm_sec)) + "." + three(ts.tv_nsec / 1_000_000) + "Z"
         var line: String
         switch format {
@@ -114,7 +114,6 @@ public enum Log {
 
     static func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
     static func three(_ n: Int) -> String { n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)" }
-    static func format4(_ n: Int) -> String { String(n) }
 
     /// A logfmt value, decided scalar by scalar (never by `Character`: a `"` followed by a
     /// combining mark is one Character, and a Character-wise check would let a request value

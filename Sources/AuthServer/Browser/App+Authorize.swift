@@ -26,22 +26,7 @@ extension App {
 
     func authorize(_ request: HTTPRequest) throws -> HTTPResponse {
         let isPost = request.method == "POST"
-        guard isPost || request.method == "GET" else {
-            return pages.errorPage(status: 405, title: "Method not allowed", message: "Use GET or POST.")
-        }
-        let raw: String
-        if isPost {
-            guard request.mediaType == "application/x-www-form-urlencoded",
-                let body = String(validating: request.body, as: UTF8.self)
-            else { return pages.errorPage(status: 400, title: "Bad request", message: "The form could not be read.") }
-            raw = body
-        } else {
-            raw = request.query
-        }
-        let all: Parameters
-        do { all = try Parameters.parse(raw) } catch {
-            return pages.errorPage(status: 400, title: "Bad request", message: "The request is malformed.")
-        }
+        let all = try pageParameters(request)
         let oauthParams: Parameters
         if isPost {
             // The request comes back exactly as the page was shown, sealed under the form's
@@ -275,7 +260,25 @@ extension App {
         return try? Parameters.parse(text)
     }
 
-    private func host(of uri: String) -> String {
+    /// The parameters of a browser page request (/authorize, /logout): the query of a GET,
+    /// the form of a POST. Anything else ends the request with an error page.
+    func pageParameters(_ request: HTTPRequest) throws -> Parameters {
+        let raw: String
+        switch request.method {
+        case "GET": raw = request.query
+        case "POST":
+            guard request.mediaType == "application/x-www-form-urlencoded", let body = String(validating: request.body, as: UTF8.self)
+            else { throw EarlyResponse(pages.errorPage(status: 400, title: "Bad request", message: "The form could not be read.")) }
+            raw = body
+        default:
+            throw EarlyResponse(pages.errorPage(status: 405, title: "Method not allowed", message: "Use GET or POST."))
+        }
+        do { return try Parameters.parse(raw) } catch {
+            throw EarlyResponse(pages.errorPage(status: 400, title: "Bad request", message: "The request is malformed."))
+        }
+    }
+
+    func host(of uri: String) -> String {
         guard let origin = Pages.cspSource(uri), let r = origin.range(of: "://") else { return uri }
         return String(origin[r.upperBound...])
     }

@@ -13,20 +13,9 @@ extension App {
     /// log out"), so a page elsewhere cannot sign people out, and the URI is used only when
     /// `client_id` ties it to a client.
     func logout(_ request: HTTPRequest) throws -> HTTPResponse {
-        guard request.method == "GET" || request.method == "POST" else {
-            return pages.errorPage(status: 405, title: "Method not allowed", message: "Use GET or POST.")
-        }
-        let raw: String
-        if request.method == "POST" {
-            guard request.mediaType == "application/x-www-form-urlencoded", let body = String(validating: request.body, as: UTF8.self)
-            else { return pages.errorPage(status: 400, title: "Bad request", message: "The form could not be read.") }
-            raw = body
-        } else {
-            raw = request.query
-        }
-        let params: Parameters, hint: String?, uri: String?, state: String?, clientID: String?
+        let params = try pageParameters(request)
+        let hint: String?, uri: String?, state: String?, clientID: String?
         do {
-            params = try Parameters.parse(raw)
             (hint, uri) = (try params.single("id_token_hint"), try params.single("post_logout_redirect_uri"))
             (state, clientID) = (try params.single("state"), try params.single("client_id"))
         } catch {
@@ -63,9 +52,9 @@ extension App {
         if let state { carried.append("state", state) }
         let csrf = session.record.csrf
         return pages.render(pages.logout, [
-            "title": "Sign out?", "message": "Do you want to sign out of \(host(ofIssuer: config.issuer))?", "confirm": true,
+            "title": "Sign out?", "message": "Do you want to sign out of \(host(of: config.issuer))?", "confirm": true,
             "csrf": csrf, "logout": seal(carried, purpose: "logout", csrf: csrf), "action": config.issuer + "/logout",
-            "issuer_host": host(ofIssuer: config.issuer),
+            "issuer_host": host(of: config.issuer),
         ], status: 200, formTarget: uri)
     }
 
@@ -84,13 +73,8 @@ extension App {
 
     private func signedOut(cookie: String?) -> HTTPResponse {
         pages.render(pages.logout, ["title": "You are signed out", "message": "You can close this page.",
-                                    "issuer_host": host(ofIssuer: config.issuer)],
+                                    "issuer_host": host(of: config.issuer)],
                      status: 200, formTarget: nil, extraHeaders: cookie.map { [("Set-Cookie", $0)] } ?? [])
-    }
-
-    private func host(ofIssuer issuer: String) -> String {
-        guard let r = issuer.range(of: "://") else { return issuer }
-        return String(issuer[r.upperBound...].prefix { $0 != "/" })
     }
 }
 

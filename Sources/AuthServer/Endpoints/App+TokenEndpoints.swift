@@ -22,17 +22,13 @@ extension App {
         let token = try params.required("token")
         _ = try params.single("token_type_hint")  // §2.1: a hint only; we search both kinds anyway
         // §2.2: 200 whether or not the token existed, was valid, or belonged to this client.
-        let hash = key.hash(token)
-        // For the audit line only: what the token was and whose (one indexed read).
-        let found = try store.token(hash: hash)?.record
-        try Revocation.revoke(tokenHash: hash, by: client, in: store, now: now)
-        if let found, found.isActive(at: now) {
-            let kind = found.kind == .access ? "access" : "refresh"
-            if found.clientID.sameBytes(as: client.id) {
-                Log.info("token_revoked", ["client": client.id, "kind": kind, "username": found.username ?? "-"])
-            } else {
-                Log.warn("token_revoke_refused", ["client": client.id, "owner": found.clientID, "kind": kind])
-            }
+        switch try Revocation.revoke(tokenHash: key.hash(token), by: client, in: store, now: now) {
+        case .revoked(let found) where found.isActive(at: now):
+            Log.info("token_revoked", ["client": client.id, "kind": found.kind.rawValue, "username": found.username ?? "-"])
+        case .notOwned(let found) where found.isActive(at: now):
+            Log.warn("token_revoke_refused", ["client": client.id, "owner": found.clientID, "kind": found.kind.rawValue])
+        default:
+            break
         }
         return HTTPResponse(status: 200, headers: HTTPResponse.noStoreHeaders)
     }

@@ -8,9 +8,7 @@ extension App {
     /// body (§2.2).
     func userinfo(_ request: HTTPRequest) throws -> HTTPResponse {
         func challenge(_ status: Int, _ error: String?, _ description: String? = nil) -> HTTPResponse {
-            var value = "Bearer realm=\"gatehouse\""
-            if let error { value += ", error=\"\(error)\"" }
-            if let description { value += ", error_description=\"\(description)\"" }
+            let value = BearerToken.challenge(error: error, description: description)
             var body = JSONObject()
             body["error"] = error
             body["error_description"] = description

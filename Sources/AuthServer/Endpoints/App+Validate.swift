@@ -4,12 +4,8 @@ extension App {
     // MARK: - token validation for nginx auth_request (RFC 6750)
 
     func validate(_ request: HTTPRequest) throws -> HTTPResponse {
-        let realm = "Bearer realm=\"gatehouse\""
         func deny(_ status: Int, _ error: String?, _ description: String? = nil, scope: String? = nil) -> HTTPResponse {
-            var challenge = realm
-            if let error { challenge += ", error=\"\(error)\"" }
-            if let description { challenge += ", error_description=\"\(description)\"" }
-            if let scope { challenge += ", scope=\"\(scope)\"" }
+            let challenge = BearerToken.challenge(error: error, description: description, scope: scope)
             // auth_request only understands 2xx, 401 and 403: a malformed request travels as
             // 401 and the include turns it into 400 from X-Gatehouse-Status.
             return HTTPResponse(status: status == 400 ? 401 : status,

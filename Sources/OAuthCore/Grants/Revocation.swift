@@ -3,12 +3,23 @@
 /// of another client, or an unknown one, changes nothing, and the answer is the same
 /// (§2.2: 200 either way).
 public enum Revocation {
-    public static func revoke(tokenHash: [UInt8], by client: Client, in store: any GrantStore, now: Int64) throws {
-        guard let found = try store.token(hash: tokenHash), found.record.clientID.sameBytes(as: client.id) else { return }
-        if found.record.kind == .refresh, found.record.familyID != 0 {
-            try store.revokeFamily(found.record.familyID, now: now)
+    /// What happened, for the audit line (the HTTP answer is the same in every case).
+    public enum Outcome: Equatable, Sendable {
+        case unknown
+        case revoked(TokenRecord)
+        /// Another client's token: nothing changed.
+        case notOwned(TokenRecord)
+    }
+
+    @discardableResult
+    public static func revoke(tokenHash: [UInt8], by client: Client, in store: any GrantStore, now: Int64) throws -> Outcome {
+        guard let found = try store.token(hash: tokenHash)?.record else { return .unknown }
+        guard found.clientID.sameBytes(as: client.id) else { return .notOwned(found) }
+        if found.kind == .refresh, found.familyID != 0 {
+            try store.revokeFamily(found.familyID, now: now)
         } else {
             try store.revokeToken(hash: tokenHash, now: now)
         }
+        return .revoked(found)
     }
 }

@@ -30,4 +30,14 @@ public enum BearerToken {
         guard body > 0 else { return .malformed }
         return .token(String(decoding: token, as: UTF8.self))
     }
+
+    /// RFC 6750 §3: the `WWW-Authenticate` value of a refused request; no error code when
+    /// the request carried no credentials (§3.1).
+    public static func challenge(error: String?, description: String? = nil, scope: String? = nil) -> String {
+        var value = "Bearer realm=\"gatehouse\""
+        if let error { value += ", error=\"\(error)\"" }
+        if let description { value += ", error_description=\"\(description)\"" }
+        if let scope { value += ", scope=\"\(scope)\"" }
+        return value
+    }
 }
