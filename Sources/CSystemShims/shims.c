@@ -61,6 +61,8 @@ int csys_install_master_handlers(int write_fd) {
 
 // MARK: - task
 
+static void unblock_master_only_signals(void);
+
 int csys_install_task_handlers(void) {
     master_pipe_fd = -1;
     struct sigaction dfl;
@@ -75,6 +77,7 @@ int csys_install_task_handlers(void) {
     signal(SIGUSR1, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     csys_block_stop_signals(0);
+    unblock_master_only_signals();
     return 0;
 }
 
@@ -126,6 +129,7 @@ int csys_install_worker_handlers(void) {
     // pending" flag) only where it finds SIG_DFL, so ours stays.
     sa.sa_handler = worker_reopen_handler;
     if (sigaction(SIGUSR1, &sa, NULL) != 0) return -1;
+    unblock_master_only_signals();
     return 0;
 }
 
@@ -142,6 +146,29 @@ void csys_block_stop_signals(int block) {
     sigset_t set;
     worker_signal_set(&set);
     sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+// The master's own signals, which a child must never take with the master's handlers
+// (they write to the master's self-pipe): blocked across fork, unblocked by the child
+// once its own handlers are in place (a HUP pending then is dropped: SIG_IGN).
+static void master_only_signal_set(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGCHLD);
+}
+
+void csys_block_fork_signals(int block) {
+    sigset_t set;
+    worker_signal_set(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static void unblock_master_only_signals(void) {
+    sigset_t set;
+    master_only_signal_set(&set);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int csys_wait_readable(int fd) {

@@ -178,8 +178,8 @@ public final class Master {
             Log.error("no_free_slot")
             return
         }
-        csys_block_stop_signals(1)  // no signal lands between fork and the child's own handlers
-        defer { csys_block_stop_signals(0) }
+        csys_block_fork_signals(1)  // no signal lands between fork and the child's own handlers
+        defer { csys_block_fork_signals(0) }
         let master = getpid()
         let pid: pid_t
         do {

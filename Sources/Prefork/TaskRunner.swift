@@ -36,13 +36,13 @@ public final class TaskRunner {
             Log.warn("task_still_running", ["task": name, "task_pid": pid])
             return false
         }
-        csys_block_stop_signals(1)  // as for workers: no signal lands before the child's own handlers
+        csys_block_fork_signals(1)  // as for workers: no signal lands before the child's own handlers
         let master = getpid()
         let pid: pid_t
         do {
             pid = try SystemCall.run("fork") { fork() }
         } catch {
-            csys_block_stop_signals(0)
+            csys_block_fork_signals(0)
             Log.error("task_fork_failed", ["task": name, "detail": error.description])
             return false
         }
@@ -52,7 +52,7 @@ public final class TaskRunner {
             prepareChild()
             _exit(body())
         }
-        csys_block_stop_signals(0)
+        csys_block_fork_signals(0)
         running[pid] = RunningTask(name: name, startedAt: MonotonicClock.seconds())
         Log.info("task_started", ["task": name, "task_pid": pid])
         return true

@@ -36,6 +36,10 @@ int csys_worker_should_stop(void);
 int csys_worker_take_reopen(void);
 /// Blocks (1) or unblocks (0) TERM, INT, QUIT and USR1 for the calling process.
 void csys_block_stop_signals(int block);
+/// Blocks (1) or unblocks (0) what may not land between fork and a child's own handlers:
+/// the stop signals, USR1, HUP and CHLD. The child's handler installer unblocks HUP and
+/// CHLD; the stop signals and USR1 stay as the child's discipline wants them.
+void csys_block_fork_signals(int block);
 /// Waits until `fd` is readable, with TERM, INT, QUIT and USR1 (otherwise blocked)
 /// deliverable only during the wait: ppoll swaps the mask atomically, so a stop or a log
 /// reopen lands either before a connection is taken or after its request is answered.
