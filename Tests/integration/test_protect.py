@@ -48,6 +48,13 @@ def user(stack):
     return name
 
 
+def subject_of(stack, client, tokens):
+    """The subject /introspect names for the token's user (a UUID, not the username)."""
+    r = stack.post("/introspect", data={"token": tokens["access_token"]}, auth=basic(client))
+    assert r.status_code == 200 and r.json()["active"], r.text
+    return r.json()["sub"]
+
+
 def call(stack, authorization=None, path=API, method="GET", **kw):
     headers = dict(kw.pop("headers", {}))
     if authorization is not None:
@@ -165,7 +172,8 @@ def test_rfc6750_2_1_valid_token_upstream_sees_identity(stack):
     t = password_token(stack, c, u, scope="PRODUCTION")
     body = assert_ok(call(stack, bearer(t["access_token"])))
     assert body["message"]
-    assert body["subject"] == u
+    assert body["subject"] == subject_of(stack, c, t) and body["subject"] != u
+    assert body["username"] == u
     assert body["client"] == c["client_id"]
     assert body["scope"] == "PRODUCTION"
     assert challenges(call(stack, bearer(t["access_token"]))) == []
@@ -177,19 +185,22 @@ def test_rfc6750_2_1_client_credentials_token_subject(stack):
     body = assert_ok(call(stack, bearer(t["access_token"])))
     assert body["client"] == c["client_id"]
     assert body["scope"] == "SANDBOX"
-    assert body["subject"] in ("", c["client_id"])  # no user: the client itself, or nothing
+    assert body["subject"] == c["client_id"]  # no user: the client itself
+    assert body["username"] == ""
 
 
 def test_rfc6750_2_1_forged_identity_headers_are_replaced(stack):
     c = confidential(stack)
     u = user(stack)
-    forged = {"X-Gatehouse-Subject": "admin", "X-Gatehouse-Client": "root-client", "X-Gatehouse-Scope": "ADMIN"}
+    forged = {"X-Gatehouse-Subject": "admin", "X-Gatehouse-Username": "admin", "X-Gatehouse-Client": "root-client",
+              "X-Gatehouse-Scope": "ADMIN"}
     t = password_token(stack, c, u, scope="PRODUCTION")
     body = assert_ok(call(stack, bearer(t["access_token"]), headers=forged))
-    assert (body["subject"], body["client"], body["scope"]) == (u, c["client_id"], "PRODUCTION")
+    assert (body["subject"], body["username"], body["client"], body["scope"]) == (
+        subject_of(stack, c, t), u, c["client_id"], "PRODUCTION")
     t = cc_token(stack, c)
     body = assert_ok(call(stack, bearer(t["access_token"]), headers=forged))
-    assert body["subject"] != "admin" and body["subject"] in ("", c["client_id"])
+    assert (body["subject"], body["username"]) == (c["client_id"], "")
     assert body["client"] == c["client_id"]
     assert "ADMIN" not in body["scope"]
     # Forged headers alone do not get in.
@@ -298,7 +309,7 @@ def test_rfc6750_3_1_required_scope_present_200(scoped_stack):
     for scope in ("SANDBOX", "PRODUCTION SANDBOX"):
         t = password_token(s, c, u, scope=scope)
         body = assert_ok(call(s, bearer(t["access_token"])))
-        assert body["subject"] == u
+        assert body["username"] == u
         assert set(body["scope"].split()) == set(scope.split())
 
 

@@ -26,8 +26,12 @@ extension App {
         if required.contains(where: { !t.scope.contains($0) }) {
             return deny(403, "insufficient_scope", "the access token lacks a required scope", scope: required.joined(separator: " "))
         }
+        // The subject is the user's stable identifier, as /introspect's `sub` and the ID
+        // Token's (the client itself for a client_credentials token); the username, which
+        // an operator may change, travels beside it for display.
         return HTTPResponse(status: 200, headers: [
-            ("X-Gatehouse-Subject", t.username ?? t.clientID),
+            ("X-Gatehouse-Subject", t.subject ?? t.clientID),
+            ("X-Gatehouse-Username", t.username ?? ""),
             ("X-Gatehouse-Client", t.clientID),
             ("X-Gatehouse-Scope", Scope.string(t.scope)),
             ("X-Gatehouse-Status", "200"),
