@@ -78,13 +78,14 @@ struct Migrate: ParsableCommand {
 
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "check-config", abstract: "Validate the configuration and print the effective values.")
+        commandName: "check-config", abstract: "Validate the configuration, templates, server key and database schema, changing nothing; print the effective values.")
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
         let c = try ServerConfig.load(path: options.path, home: options.home, createIfMissing: false)
-        try Server.prepare(c)
+        let notes = try Server.check(c)
         for (k, v) in Mirror(reflecting: c).children { print("\(k ?? "?") = \(v)") }
+        for note in notes { print(note) }
         print("configuration ok: \(options.path)")
     }
 }

@@ -1,9 +1,10 @@
 """The gatehouse command line: clients, users, one-line errors, secrets shown once."""
 import json
+import os
 import re
 import subprocess
 
-from conftest import BIN, PASSWORD
+from conftest import BIN, PASSWORD, Stack
 
 
 def test_client_add_generates_wso2_like_credentials(stack):
@@ -144,3 +145,54 @@ def test_purge_refuses_a_batch_size_that_cannot_finish(stack):
         assert "--batch" in r.stderr and "1 and 100000" in r.stderr, r.stderr
     r = subprocess.run([BIN, "purge", "--batch", "1"], env=stack.env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "tokens:" in r.stdout, r.stderr
+
+
+def _tree(home):
+    """Every file under `home` with its size and modification time."""
+    out = {}
+    for root, _, files in os.walk(home):
+        for f in files:
+            p = os.path.join(root, f)
+            st = os.stat(p)
+            out[os.path.relpath(p, home)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    return out
+
+
+def test_check_config_changes_nothing():
+    """check-config may run as root beside a service running as `gatehouse`: it must not
+    create the server key, migrate, or make SQLite's -wal/-shm files as its user."""
+    s = Stack(workers=1)
+    try:
+        key = os.path.join(s.home, "secret.key")
+        if os.path.exists(key):
+            os.unlink(key)
+        before = _tree(s.home)
+        r = s.cli("check-config")
+        assert "configuration ok" in r.stdout, r.stdout
+        assert "not there yet; the first start creates it" in r.stdout, r.stdout
+        assert re.search(r"database: schema version \d+, current", r.stdout), r.stdout
+        assert _tree(s.home) == before
+        # Running: the WAL is live, and check-config reads through SQLite, still writing nothing.
+        s.start()
+        s.add_client("--name", "check-live", "--grant-types", "client_credentials")
+        before = _tree(s.home)
+        r = s.cli("check-config")
+        assert "secret key:" in r.stdout and "readable, mode 0600" in r.stdout, r.stdout
+        assert re.search(r"database: schema version \d+, current", r.stdout), r.stdout
+        # The workers may checkpoint meanwhile: the same files with the same modes is the test.
+        assert {k: v[2] for k, v in _tree(s.home).items()} == {k: v[2] for k, v in before.items()}
+    finally:
+        s.stop()
+
+
+def test_check_config_refuses_a_file_that_is_not_a_database(tmp_path):
+    s = Stack(workers=1, database="")
+    try:
+        with open(os.path.join(s.home, "gatehouse.conf"), "a") as f:
+            f.write(f"\ndatabase = {tmp_path}/not-a-db\n")
+        (tmp_path / "not-a-db").write_bytes(b"hello, this is not SQLite" * 10)
+        r = s.cli("check-config", check=False)
+        assert r.returncode != 0 and "not a SQLite database" in r.stderr, (r.returncode, r.stdout, r.stderr)
+        assert (tmp_path / "not-a-db").read_bytes() == b"hello, this is not SQLite" * 10
+    finally:
+        s.stop()

@@ -124,6 +124,35 @@ public enum Server {
         }
     }
 
+    /// What `gatehouse check-config` verifies, changing nothing (it may run as root beside a
+    /// service running as another user): the templates load, the server key (once there is
+    /// one) is readable and private, and the database answers with a schema this binary can
+    /// run. Returns what an operator should read; throws what would stop a start.
+    public static func check(_ config: ServerConfig) throws -> [String] {
+        var notes: [String] = []
+        for name in try Pages(directory: config.templateDirectory).formsWithoutRequest {
+            notes.append("warning: template \(name).mustache: its form must carry <input type=\"hidden\" name=\"authz\" value=\"{{authz}}\">")
+        }
+        if FileManager.default.fileExists(atPath: config.secretKeyFile) {
+            _ = try SecretKey.loadOrCreate(path: config.secretKeyFile)
+            notes.append("secret key: \(config.secretKeyFile) readable, mode 0600")
+        } else {
+            notes.append("secret key: \(config.secretKeyFile) not there yet; the first start creates it")
+        }
+        let schema = try StoreBackend.inspectSchema(config)
+        switch schema.version {
+        case nil:
+            notes.append("database: not there yet; the first start creates it")
+        case let v? where v > schema.latest:
+            throw ConfigError("database schema version \(v) is newer than this gatehouse knows (\(schema.latest)): upgrade the binary")
+        case let v? where v < schema.latest:
+            notes.append("database: schema version \(v); the next start (or `gatehouse migrate`) applies \(schema.latest - v) migration(s)")
+        case let v?:
+            notes.append("database: schema version \(v), current")
+        }
+        return notes
+    }
+
     /// A worker: its own SQLite connection opened after fork, then one request at a time.
     static func workerMain(config: ServerConfig, listenFD: Int32, writeGate: WriteGateLock, context: WorkerContext) -> Never {
         WorkerSignals.keepFreedHeap()

@@ -1,3 +1,4 @@
+import Foundation
 import OAuthCore
 import OAuthPostgres
 import OAuthSQLite
@@ -27,6 +28,38 @@ public enum StoreBackend {
             return PostgresStore(uri: config.database, busyTimeoutMilliseconds: config.busyTimeoutMilliseconds, durable: true)
         }
         return try SQLiteStore(path: config.database, busyTimeoutMilliseconds: Int32(config.busyTimeoutMilliseconds), durable: true)
+    }
+}
+
+extension StoreBackend {
+    /// The database's schema version and the latest this binary knows, read without writing
+    /// anything (for `gatehouse check-config`, which may run as another user than the
+    /// service). nil: no database yet; the first start creates it.
+    public static func inspectSchema(_ config: ServerConfig) throws -> (version: Int?, latest: Int) {
+        if config.usesPostgres {
+            let store = PostgresStore(uri: config.database, busyTimeoutMilliseconds: config.busyTimeoutMilliseconds, durable: true)
+            return (try store.schemaVersion(), PostgresMigrations.latestVersion)
+        }
+        let path = config.database
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: path) else { return (nil, Migrations.latestVersion) }
+        // With a -wal or -shm beside it the file may lag the WAL: ask SQLite, read-only (it
+        // creates nothing while those files exist). Without them the header is current, and
+        // reading it opens nothing SQLite would create as this user.
+        if fm.fileExists(atPath: path + "-wal") || fm.fileExists(atPath: path + "-shm") {
+            let connection = try Connection(path: path, readOnly: true)
+            return (Int(try connection.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0), Migrations.latestVersion)
+        }
+        guard let header = FileHandle(forReadingAtPath: path).flatMap({ try? $0.read(upToCount: 100) }) else {
+            throw ConfigError("cannot read database file \(path)")
+        }
+        if header.isEmpty { return (0, Migrations.latestVersion) }  // created empty, never migrated
+        // SQLite file format §1.3: the magic string, and user_version big-endian at offset 60.
+        guard header.count == 100, header.starts(with: Array("SQLite format 3\0".utf8)) else {
+            throw ConfigError("\(path) is not a SQLite database")
+        }
+        let version = header[60..<64].reduce(0) { $0 << 8 | Int($1) }
+        return (version, Migrations.latestVersion)
     }
 }
 
