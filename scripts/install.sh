@@ -14,6 +14,7 @@
 #   /var/log/gatehouse                   gatehouse.log, rotated by /etc/logrotate.d/gatehouse (USR1)
 #   /run/gatehouse/gatehouse.sock        the FastCGI socket: directory gatehouse:<nginx user>
 #                                          2750, socket 0660, so nginx's user and no one else reaches it
+#   /etc/tmpfiles.d/gatehouse.conf       makes that directory at boot (and at each start)
 #   /etc/systemd/system/gatehouse.service  start/stop, reload = SIGHUP, restart on failure, hardened
 #
 # Running it again is harmless: files are replaced, the configuration and the data are kept,
@@ -61,6 +62,7 @@ LOGS=$prefix/var/log/gatehouse
 RUN=$prefix/run/gatehouse
 SOCKET=$RUN/gatehouse.sock
 UNIT=$prefix/etc/systemd/system/gatehouse.service
+TMPFILES=$prefix/etc/tmpfiles.d/gatehouse.conf
 LOGROTATE=$prefix/etc/logrotate.d/gatehouse
 
 # ---- uninstall ------------------------------------------------------------------------------
@@ -71,11 +73,18 @@ if [ "$uninstall" -eq 1 ]; then
         kill -TERM "$(cat "$STATE/run/gatehouse.pid")"
         wait_for 40 sh -c "! kill -0 $(cat "$STATE/run/gatehouse.pid" 2>/dev/null || echo 0) 2>/dev/null" || true
     fi
-    rm -f "$UNIT" "$LOGROTATE" "$NGINX_CONFD" "$CLI" "$BIN_PATH"
+    rm -f "$UNIT" "$TMPFILES" "$LOGROTATE" "$NGINX_CONFD" "$CLI" "$BIN_PATH"
+    rm -rf "$RUN"   # the socket's directory (the service is stopped; recreated by a new install)
     rm -rf "$NGINX_OUT"
     rmdir "$LIB" 2>/dev/null || true
     has_systemd && systemctl daemon-reload
-    [ "$system" -eq 1 ] && command -v nginx >/dev/null && nginx -t -q 2>/dev/null && { systemctl reload nginx 2>/dev/null || nginx -s reload 2>/dev/null || true; }
+    if [ "$system" -eq 1 ] && command -v nginx >/dev/null; then
+        if nginx -t -q 2>/dev/null; then
+            systemctl reload nginx 2>/dev/null || nginx -s reload 2>/dev/null || true
+        else
+            say "warning: nginx's configuration no longer loads (a server { } still includes $NGINX_OUT/gatehouse.conf?): remove that include, then reload nginx"
+        fi
+    fi
     say "gatehouse uninstalled; kept: $CONF, $STATE (database, secret.key), $LOGS and the $USER_NAME user"
     exit 0
 fi
@@ -106,13 +115,25 @@ socket_group=$nginx_user
 [ "$system" -eq 1 ] || socket_group=$(id -gn)
 
 umask 022
-install -d -m 755 "$LIB" "$prefix/usr/local/bin" "$(dirname "$UNIT")" "$(dirname "$LOGROTATE")" "$(dirname "$NGINX_CONFD")"
+install -d -m 755 "$LIB" "$prefix/usr/local/bin" "$(dirname "$UNIT")" "$(dirname "$LOGROTATE")" "$(dirname "$NGINX_CONFD")" \
+    "$(dirname "$TMPFILES")"
 install -d -m 755 "$ETC" "$NGINX_OUT"
 install -d -m 750 "$STATE" "$LOGS"
 [ "$system" -eq 1 ] && chown "$USER_NAME:$USER_NAME" "$STATE" "$LOGS"
-# Outside systemd (prefix installs) nothing makes the runtime directory; systemd makes it
-# from RuntimeDirectory= at each start.
-if [ "$system" -eq 0 ]; then install -d -m 2750 "$RUN"; fi
+
+# The socket's directory: the service's user and nginx's group, nothing for others. The
+# setgid bit gives the socket nginx's group; listen_mode 0660 lets that group connect.
+# Not systemd's RuntimeDirectory=: systemd chowns that directory (and the socket in it) to
+# User:Group before every command of the unit, which would take nginx's group away again.
+# tmpfiles.d makes it at boot (/run is a tmpfs); it is made here too, for this boot.
+cat > "$TMPFILES" <<TMP
+# The FastCGI socket's directory for gatehouse.service (written by scripts/install.sh).
+d $RUN 2750 $owner $socket_group -
+TMP
+chmod 644 "$TMPFILES"
+install -d -m 2750 "$RUN"
+[ "$system" -eq 1 ] && chown "$USER_NAME:$socket_group" "$RUN" && chmod 2750 "$RUN"
+tmpfiles_bin=$(command -v systemd-tmpfiles || echo /usr/bin/systemd-tmpfiles)
 
 # The binary, replaced atomically (a running master keeps its old inode until restarted).
 install -m 755 "$binary" "$BIN_PATH.new"
@@ -182,7 +203,8 @@ cat > "$UNIT" <<UNIT
 [Unit]
 Description=Gatehouse OAuth 2.0 / OpenID Connect server (FastCGI worker pool)
 Documentation=file://$ETC/gatehouse.conf
-After=network.target
+# After a PostgreSQL server on this host, when there is one (the database may live there).
+After=network.target postgresql.service
 
 [Service]
 Type=simple
@@ -193,23 +215,29 @@ ExecStart=$BIN_PATH serve
 # Reload: the master re-reads the configuration and replaces its workers one by one.
 ExecReload=/bin/kill -HUP \$MAINPID
 KillSignal=SIGTERM
-# The master gives workers shutdown_timeout to finish, then kills them.
+# Stop: TERM to the master alone, which lets each worker finish its request (shutdown_timeout),
+# then kills the late ones; whatever is left when the master has gone gets KILL.
+KillMode=mixed
 TimeoutStopSec=$((shutdown_timeout + 15))
 Restart=on-failure
 RestartSec=2
-# The socket's directory: the service's user and nginx's group, nothing for others. The
-# setgid bit gives the socket nginx's group; listen_mode 0660 lets that group connect.
-RuntimeDirectory=gatehouse
-RuntimeDirectoryMode=2750
-ExecStartPre=+/bin/chgrp $socket_group $RUN
+# The socket's directory ($owner:$socket_group 2750, from $TMPFILES), made again if it
+# went missing ('+': as root, outside the sandbox below).
+ExecStartPre=+$tmpfiles_bin --create $TMPFILES
 UMask=0027
 LimitNOFILE=65536
-# Hardening: only the state and log directories are writable.
-ReadWritePaths=$STATE $LOGS
+# Hardening, all of it verified under systemd 252 by scripts/test-systemd.sh (the static Swift
+# runtime maps no writable+executable memory; the shared scoreboard is an anonymous shared
+# mapping). Only the state, log and socket directories are writable.
+ReadWritePaths=$STATE $LOGS $RUN
 ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
+PrivateMounts=yes
+PrivateUsers=yes
+RemoveIPC=yes
+ProcSubset=pid
 NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
@@ -225,9 +253,14 @@ RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
+# AF_INET/AF_INET6, and no PrivateNetwork= or IPAddressDeny=: the database may be a
+# PostgreSQL server on another host (database = postgresql://...).
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
+# Not ~@resources as well: a password hash runs on a thread at nice 10 (setpriority), and the
+# filter would kill the worker at the first login (SIGSYS).
+SystemCallFilter=~@privileged
 
 [Install]
 WantedBy=multi-user.target
@@ -235,11 +268,13 @@ UNIT
 chmod 644 "$UNIT"
 
 # logrotate: USR1 makes the master and every worker reopen the log (no copytruncate, no lost line).
-create_owner=""
-[ "$system" -eq 1 ] && create_owner=" $USER_NAME $USER_NAME"
+# As the service's user (su): the directory is its, so root never follows a link planted there.
+create_owner="" su_line=""
+[ "$system" -eq 1 ] && create_owner=" $USER_NAME $USER_NAME" && su_line="    su $USER_NAME $USER_NAME
+"
 cat > "$LOGROTATE" <<ROT
 $LOGS/*.log {
-    daily
+$su_line    daily
     rotate 14
     compress
     delaycompress
@@ -257,9 +292,13 @@ chmod 644 "$LOGROTATE"
 if has_systemd; then
     systemctl daemon-reload
     systemctl enable gatehouse.service >/dev/null 2>&1
-    systemctl try-restart gatehouse.service
+    if systemctl is-active -q gatehouse.service; then
+        systemctl restart gatehouse.service
+        say "installed; gatehouse restarted onto the new binary"
+    else
+        say "installed; start it with: systemctl start gatehouse"
+    fi
     if command -v nginx >/dev/null && nginx -t -q 2>/dev/null; then systemctl reload nginx 2>/dev/null || true; fi
-    say "installed; start it with: systemctl start gatehouse"
 else
     say "installed under ${prefix:-/}; start it with: GATEHOUSE_HOME=$STATE $BIN_PATH serve"
 fi

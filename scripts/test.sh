@@ -37,3 +37,12 @@ GATEHOUSE_DATABASE= "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/in
 
 say "== integration tests again on PostgreSQL (a schema per stack; SQLite-file tests skip)"
 GATEHOUSE_DATABASE=$PG_URI "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration "$@"
+
+# scripts/install.sh in system mode under a real systemd (a container of this machine's root;
+# ~15 s). It skips, saying why, without root or where no container boots.
+say "== install.sh under systemd (scripts/test-systemd.sh)"
+if [ $# -gt 0 ]; then
+    say "SKIP systemd test: pytest arguments given (a selection)"
+else
+    scripts/test-systemd.sh --binary "$GATEHOUSE_BIN"
+fi

@@ -1,6 +1,7 @@
 """scripts/install.sh --prefix: installs the binary, the configuration (kept on reinstall),
-the systemd unit, logrotate and the nginx includes; the installed binary serves a token
-request through an nginx that uses the installed include; --uninstall keeps the data."""
+the systemd unit, tmpfiles.d, logrotate and the nginx includes; the installed binary serves a
+token request through an nginx that uses the installed include; --uninstall keeps the data.
+(The system mode under a real systemd: scripts/test-systemd.sh.)"""
 import json
 import os
 import shutil
@@ -38,16 +39,22 @@ def test_install_into_a_prefix_serves_through_the_installed_include_then_uninsta
         conf = p("/etc/gatehouse/gatehouse.conf")
         for f in ("/usr/local/lib/gatehouse/gatehouse", "/usr/local/bin/gatehouse", "/etc/gatehouse/nginx/gatehouse.conf",
                   "/etc/gatehouse/nginx/gatehouse-upstream.conf", "/etc/nginx/conf.d/gatehouse.conf",
-                  "/etc/systemd/system/gatehouse.service", "/etc/logrotate.d/gatehouse"):
+                  "/etc/systemd/system/gatehouse.service", "/etc/tmpfiles.d/gatehouse.conf", "/etc/logrotate.d/gatehouse"):
             assert os.path.exists(p(f)), f
         assert mode(conf) == 0o640 and mode(p("/var/lib/gatehouse")) & 0o007 == 0 and mode(p("/var/log/gatehouse")) & 0o007 == 0
         assert mode(p("/run/gatehouse")) == 0o2750
         text = open(conf).read()
         assert f"listen = {p('/run/gatehouse/gatehouse.sock')}\n" in text and "issuer = https://auth.example\n" in text
         unit = open(p("/etc/systemd/system/gatehouse.service")).read()
-        for line in ("ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                     "PrivateTmp=yes", f"ReadWritePaths={p('/var/lib/gatehouse')} {p('/var/log/gatehouse')}"):
+        for line in ("ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "KillMode=mixed", "NoNewPrivileges=yes",
+                     "ProtectSystem=strict", "PrivateTmp=yes", "MemoryDenyWriteExecute=yes", "SystemCallFilter=@system-service",
+                     f"ReadWritePaths={p('/var/lib/gatehouse')} {p('/var/log/gatehouse')} {p('/run/gatehouse')}\n",
+                     f"--create {p('/etc/tmpfiles.d/gatehouse.conf')}\n"):
             assert line in unit, line
+        # Not RuntimeDirectory=: systemd would chown it (and the socket) to the service's group
+        # before every command, and nginx's user could no longer connect.
+        assert "RuntimeDirectory" not in unit
+        assert f"d {p('/run/gatehouse')} 2750 " in open(p("/etc/tmpfiles.d/gatehouse.conf")).read()
         assert "kill -USR1" in open(p("/etc/logrotate.d/gatehouse")).read()
         if shutil.which("systemd-analyze"):
             r = subprocess.run(["systemd-analyze", "verify", p("/etc/systemd/system/gatehouse.service")],
@@ -131,7 +138,8 @@ http {{
 
     install(prefix, "--uninstall")
     for f in ("/usr/local/lib/gatehouse/gatehouse", "/usr/local/bin/gatehouse", "/etc/gatehouse/nginx",
-              "/etc/nginx/conf.d/gatehouse.conf", "/etc/systemd/system/gatehouse.service", "/etc/logrotate.d/gatehouse"):
+              "/etc/nginx/conf.d/gatehouse.conf", "/etc/systemd/system/gatehouse.service", "/etc/tmpfiles.d/gatehouse.conf",
+              "/etc/logrotate.d/gatehouse", "/run/gatehouse"):
         assert not os.path.exists(p(f)), f
     for f in ("/etc/gatehouse/gatehouse.conf", "/var/lib/gatehouse/gatehouse.db", "/var/lib/gatehouse/secret.key",
               "/var/log/gatehouse/gatehouse.log"):
