@@ -9,9 +9,17 @@ public enum Base64URL {
     /// Standard base64 with padding.
     public static func encodeStandard(_ bytes: [UInt8]) -> String { encode(bytes, alphabet: stdAlphabet, pad: true) }
 
+    /// Appends the base64url form of `bytes` (no padding) to `out`: a JWS is built in one buffer.
+    public static func append(_ bytes: [UInt8], to out: inout [UInt8]) { append(bytes, to: &out, alphabet: urlAlphabet, pad: false) }
+
     private static func encode(_ bytes: [UInt8], alphabet: [UInt8], pad: Bool) -> String {
         var out = [UInt8]()
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        append(bytes, to: &out, alphabet: alphabet, pad: pad)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func append(_ bytes: [UInt8], to out: inout [UInt8], alphabet: [UInt8], pad: Bool) {
+        out.reserveCapacity(out.count + (bytes.count + 2) / 3 * 4)
         var i = 0
         while i + 2 < bytes.count {
             let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
@@ -32,7 +40,6 @@ public enum Base64URL {
             out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
             if pad { out += Array("=".utf8) }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes standard base64 (padding required when the length is not a multiple of 4 is

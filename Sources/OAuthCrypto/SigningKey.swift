@@ -80,10 +80,10 @@ public final class SigningKey: @unchecked Sendable {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         let ctx = try signingContext()
-        var length = 0
-        guard EVP_PKEY_sign(ctx, nil, &length, digest, digest.count) == 1 else { throw CryptoError("EVP_PKEY_sign") }
+        // The key's maximum signature size (an ECDSA DER signature may come out shorter).
+        var length = Int(EVP_PKEY_get_size(key))
         var signature = [UInt8](repeating: 0, count: length)
-        guard EVP_PKEY_sign(ctx, &signature, &length, digest, digest.count) == 1 else { throw CryptoError("EVP_PKEY_sign") }
+        guard length > 0, EVP_PKEY_sign(ctx, &signature, &length, digest, digest.count) == 1 else { throw CryptoError("EVP_PKEY_sign") }
         signature.removeSubrange(length...)
         return algorithm == .es256 ? try Self.rawECDSA(der: signature) : signature
     }

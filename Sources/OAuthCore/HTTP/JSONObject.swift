@@ -21,7 +21,10 @@ public struct JSONObject: Sendable {
     public mutating func set(_ key: String, _ value: Int) { set(key, .int(value)) }
     public mutating func set(_ key: String, _ value: Bool) { set(key, .bool(value)) }
 
-    public func serialized() -> String {
+    public func serialized() -> String { String(decoding: utf8(), as: UTF8.self) }
+
+    /// The serialized object as UTF-8 bytes (for a JWS, which signs bytes).
+    public func utf8() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
         out.append(UInt8(ascii: "{"))
@@ -44,7 +47,7 @@ public struct JSONObject: Sendable {
             }
         }
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// Appends `s` as a JSON string (Swift strings are valid UTF-8, so bytes >= 0x80 pass

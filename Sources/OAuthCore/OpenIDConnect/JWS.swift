@@ -18,8 +18,16 @@ public enum JWS {
         header["alg"] = signer.algorithm
         header["kid"] = signer.keyID
         header["typ"] = type
-        let input = Base64URL.encode(Array(header.serialized().utf8)) + "." + Base64URL.encode(Array(payload.serialized().utf8))
-        return input + "." + Base64URL.encode(try signer.sign(Array(input.utf8)))
+        // Built as bytes in one buffer: the signing input, then the signature appended.
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
+        Base64URL.append(header.utf8(), to: &out)
+        out.append(UInt8(ascii: "."))
+        Base64URL.append(payload.utf8(), to: &out)
+        let signature = try signer.sign(out)
+        out.append(UInt8(ascii: "."))
+        Base64URL.append(signature, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The header and payload of a compact JWS whose signature `verify` accepts, or nil.
