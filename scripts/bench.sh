@@ -34,9 +34,9 @@
 # request, "pg us" that of the PostgreSQL server (postmaster, backends, background
 # processes; found through pg_stat_activity, so only a server on this machine), "nginx us"
 # that of nginx, all from /proc/PID/stat (utime+stime, plus what a parent collected from
-# children that exited); "busy%" is the machine's CPU use during the run (/proc/stat: wrk and
-# everything else included): near 100 the cores are the limit, and the three columns say
-# who spends them.
+# children that exited), "wrk us" that of wrk, "other us" the rest of the machine's busy time
+# (/proc/stat) per request; "busy%" is the machine's CPU use during the run: near 100 the
+# cores are the limit, and the columns say who spends them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/postgres.sh"
 
@@ -246,7 +246,7 @@ mint_codes() {
 }
 
 declare -A RPS
-results=$home/results.tsv   # scenario connections rps p50 p99 errors worker-cpu-us note pg-cpu-us nginx-cpu-us busy%
+results=$home/results.tsv   # scenario connections rps p50 p99 errors worker-cpu-us note pg-cpu-us nginx-cpu-us busy% wrk-cpu-us other-cpu-us
 run_scenario() {  # SCENARIO CONNECTIONS
     local s=$1 c=$2 note="" line
     case $s in
@@ -315,37 +315,42 @@ find_postmaster() {
 # machine_ticks: busy and total CPU time of the machine since boot (/proc/stat; busy is
 # user, nice, system, irq and softirq; total adds idle, iowait and steal).
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
-# cpu_snapshot: "WORKERS POSTGRES NGINX BUSY TOTAL" in clock ticks, before a run.
-cpu_snapshot() { echo "$(worker_ticks) $(tree_ticks "$postmaster") $(tree_ticks "$nginx") $(machine_ticks)"; }
-# cpu_per_request SNAPSHOT BENCH_LINE: "cpu_us=W pg_us=P nginx_us=N busy=B": CPU microseconds
-# per answered request of the workers, PostgreSQL and nginx (pg_us=- without a local
-# PostgreSQL), and the machine's busy percentage over the run. Unlike requests/s, the
-# microseconds hardly move with whatever else the machine is running.
+# cpu_snapshot: "WORKERS POSTGRES NGINX CLIENT BUSY TOTAL" in clock ticks, before a run.
+# CLIENT is what this script has collected from its children: wrk, mostly.
+cpu_snapshot() { echo "$(worker_ticks) $(tree_ticks "$postmaster") $(tree_ticks "$nginx") $(reaped $$) $(machine_ticks)"; }
+# cpu_per_request SNAPSHOT BENCH_LINE: "cpu_us=W pg_us=P nginx_us=N wrk_us=C other_us=O busy=B":
+# CPU microseconds per answered request of the workers, PostgreSQL (- without a local
+# PostgreSQL), nginx, wrk, and the rest of the machine's busy time (the kernel's loopback
+# work that no process is charged for, and whatever else runs: noise), and the machine's
+# busy percentage over the run. Unlike requests/s, the first four hardly move with
+# whatever else the machine is running.
 cpu_per_request() {
     local n=$(( $(val good "$2") + $(val bad "$2") ))
-    # shellcheck disable=SC2046
     awk -v hz="$(getconf CLK_TCK)" -v n="$n" -v pg="${postmaster:-}" \
-        'NR == 1 { for (i = 1; i <= 5; i++) a[i] = $i } NR == 2 { for (i = 1; i <= 5; i++) d[i] = $i - a[i] }
+        'NR == 1 { for (i = 1; i <= 6; i++) a[i] = $i } NR == 2 { for (i = 1; i <= 6; i++) d[i] = $i - a[i] }
          END { us = n > 0 ? 1e6 / hz / n : 0
                pgus = (pg == "") ? "-" : sprintf("%.0f", d[2] * us)
-               busy = (d[5] > 0) ? sprintf("%.0f", 100 * d[4] / d[5]) : "-"
-               printf "cpu_us=%.0f pg_us=%s nginx_us=%.0f busy=%s\n", d[1] * us, pgus, d[3] * us, busy }' <<<"$1
+               busy = (d[6] > 0) ? sprintf("%.0f", 100 * d[5] / d[6]) : "-"
+               other = (d[5] - d[1] - d[2] - d[3] - d[4]) * us
+               printf "cpu_us=%.0f pg_us=%s nginx_us=%.0f wrk_us=%.0f other_us=%.0f busy=%s\n", d[1] * us, pgus, d[3] * us,
+                   d[4] * us, (other > 0 ? other : 0), busy }' <<<"$1
 $(cpu_snapshot)"
 }
 
 # record ROW CONNECTIONS BENCH_LINE NOTE: one row of the results table.
 record() {
-    local s=$1 c=$2 line=$3 note=$4 rps p50 p99 errors cpu pg ngx busy
+    local s=$1 c=$2 line=$3 note=$4 rps p50 p99 errors cpu pg ngx busy client other
     rps=$(val rps "$line"); p50=$(val p50_ms "$line"); p99=$(val p99_ms "$line"); cpu=$(val cpu_us "$line")
     pg=$(val pg_us "$line"); ngx=$(val nginx_us "$line"); busy=$(val busy "$line")
+    client=$(val wrk_us "$line"); other=$(val other_us "$line")
     errors=$(( $(val bad "$line") + $(val socket_errors "$line") ))
     [ "$errors" -gt 0 ] && say "  warning: $errors errors (statuses $(val statuses "$line"), socket errors $(val socket_errors "$line"))"
     [ "$s" = full_flow ] && rps=$(awk -v r="$rps" 'BEGIN{printf "%.1f", r/2}')
     [ "$s" = validate ] && [ -n "${RPS[proxied,$c]:-}" ] && [ "${RPS[proxied,$c]}" -gt 0 ] \
         && note="vs proxied: $(awk -v a="$rps" -v b="${RPS[proxied,$c]}" 'BEGIN{printf "%.2f", a/b}')"
     RPS[$s,$c]=${rps%.*}
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "${cpu:--}" "$note" \
-        "${pg:--}" "${ngx:--}" "${busy:--}" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "${cpu:--}" "$note" \
+        "${pg:--}" "${ngx:--}" "${busy:--}" "${client:--}" "${other:--}" >>"$results"
 }
 
 # set_login_rate RATE: re-renders nginx with the login limit at RATE and reloads it.
@@ -425,10 +430,11 @@ health = {c: float(r) for s, c, r, *_ in rows if s == "health"}
 out = {"scenarios": {}, "workers": int(workers), "machine": machine, "duration_s": int(duration),
        "hosts": int(hosts), "database": dbinfo}
 num = lambda v: int(v) if v.isdigit() else None
-for s, c, rps, p50, p99, err, cpu, note, pg, ngx, busy in rows:
+for s, c, rps, p50, p99, err, cpu, note, pg, ngx, busy, client, other in rows:
     d = {"rps": float(rps), "p50_ms": float(p50), "p99_ms": float(p99),
          "ratio": round(float(rps) / health[c], 3) if health.get(c) else None, "errors": int(err),
-         "worker_cpu_us": num(cpu), "pg_cpu_us": num(pg), "nginx_cpu_us": num(ngx), "busy_pct": num(busy)}
+         "worker_cpu_us": num(cpu), "pg_cpu_us": num(pg), "nginx_cpu_us": num(ngx),
+         "wrk_cpu_us": num(client), "other_cpu_us": num(other), "busy_pct": num(busy)}
     if note: d["note"] = note
     out["scenarios"].setdefault(s, {})["c" + c] = d
 if os.path.exists(sweep):
@@ -446,14 +452,15 @@ echo "workers: $nworkers, wrk -t$BENCH_THREADS, ${duration}s per run$([ "$seed" 
 [ -n "$hosts" ] && echo "hosts: ${#host_homes[@]} (each its own worker pool, FastCGI over loopback TCP), one nginx"
 [ "$dbinfo" != sqlite ] && echo "database: $dbinfo"
 echo
-awk -F'\t' 'BEGIN { printf "%-19s %5s %10s %9s %9s %7s %7s %7s %7s %8s %6s\n", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "cpu us", "pg us", "nginx us", "busy%" }
+awk -F'\t' 'BEGIN { printf "%-19s %5s %10s %9s %9s %7s %7s %7s %7s %8s %6s %8s %6s\n", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "cpu us", "pg us", "nginx us", "wrk us", "other us", "busy%" }
     { row[NR] = $0; if ($1 == "health") h[$2] = $3 }
     END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t")
             ratio = h[f[2]] > 0 ? sprintf("%.2f", f[3] / h[f[2]]) : "-"
-            printf "%-19s %5s %10s %9s %9s %7s %7s %7s %7s %8s %6s  %s\n", f[1], f[2], f[3], f[4], f[5], ratio, f[6], f[7], f[9], f[10], f[11], f[8] } }' "$results"
+            printf "%-19s %5s %10s %9s %9s %7s %7s %7s %7s %8s %6s %8s %6s  %s\n", f[1], f[2], f[3], f[4], f[5], ratio, f[6], f[7], f[9], f[10], f[12], f[13], f[11], f[8] } }' "$results"
 echo "(full_flow: req/s = authorize+token pairs per second; latencies are per HTTP request)"
-echo "(cpu us: CPU time of the worker pool$([ -n "$hosts" ] && echo "s of every host") per answered HTTP request, from /proc; pg us, nginx us: the same for"
-echo " the PostgreSQL server and nginx; busy%: the machine's CPU use during the run, wrk and all else included)"
+echo "(cpu us: CPU time of the worker pool$([ -n "$hosts" ] && echo "s of every host") per answered HTTP request, from /proc; pg us, nginx us, wrk us:"
+echo " the same for the PostgreSQL server, nginx and wrk; other us: the rest of the machine's busy time per request"
+echo " (kernel work charged to no process, other programs); busy%: the machine's CPU use during the run)"
 if [ -s "$sweep_file" ]; then
     echo; echo "worker sweep ($sweep_c connections), req/s:"
     printf '%8s %12s %20s\n' workers health client_credentials
