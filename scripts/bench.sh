@@ -5,7 +5,8 @@
 #
 #   scripts/bench.sh [--workers N] [--duration S] [--connections "16 64"]
 #                    [--scenarios "health client_credentials ..."] [--seed-tokens N]
-#                    [--worker-sweep "1 2 4 8"] [--codes N] [--database URI] [--json] [--keep]
+#                    [--worker-sweep "1 2 4 8"] [--codes N] [--database URI] [--hosts N]
+#                    [--pg-fsync on|off] [--json] [--keep]
 #
 # Scenarios: health, client_credentials, code_exchange (codes minted ahead through the
 # real /authorize, each exchanged once), code_exchange_openid (the same with scope openid:
@@ -23,11 +24,25 @@
 # unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary. --database
 # runs the instance on PostgreSQL (a libpq URI of an empty database or schema, e.g. from
 # scripts/postgres.sh up); --seed-tokens is SQLite-only.
+# --hosts N runs N hosts on one PostgreSQL, as scripts/cluster.sh does: each its own instance
+# folder, secret.key copy and worker pool (--workers is per host) with FastCGI on a loopback
+# TCP port, all N in the upstream of the bench's one nginx. Without --database it starts its
+# own throwaway PostgreSQL (scripts/postgres.sh) and removes it at the end, with fsync on
+# unless --pg-fsync off (durable commits are the honest number; SQLite's are fsynced too).
+# --hosts 1 is one host over TCP, the baseline of 2 and 3.
+# Columns: "cpu us" is the CPU time of the Gatehouse workers (every host) per answered
+# request, "pg us" that of the PostgreSQL server (postmaster, backends, background
+# processes; found through pg_stat_activity, so only a server on this machine), "nginx us"
+# that of nginx, all from /proc/PID/stat (utime+stime, plus what a parent collected from
+# children that exited), "wrk us" that of wrk, "other us" the rest of the machine's busy time
+# (/proc/stat) per request; "busy%" is the machine's CPU use during the run: near 100 the
+# cores are the limit, and the columns say who spends them.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/postgres.sh"
 
 ALL="health client_credentials code_exchange full_flow refresh introspect proxied validate login_flood"
 OPTIONAL="code_exchange_openid"
-workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0 database=""
+workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0 database="" hosts="" pg_fsync=on
 while [ $# -gt 0 ]; do
     case $1 in
         --workers) workers=$2 ;;
@@ -38,6 +53,8 @@ while [ $# -gt 0 ]; do
         --worker-sweep) sweep=$2 ;;
         --codes) codes=$2 ;;
         --database) database=$2 ;;
+        --hosts) hosts=$2 ;;
+        --pg-fsync) pg_fsync=$2 ;;
         --json) json=1; shift; continue ;;
         --keep) keep=1; shift; continue ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -47,15 +64,21 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 is_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
-for n in $duration $connections $sweep ${workers:-1} ${codes:-1}; do is_int "$n" || fail "not a positive integer: $n"; done
+for n in $duration $connections $sweep ${workers:-1} ${codes:-1} ${hosts:-1}; do is_int "$n" || fail "not a positive integer: $n"; done
 [[ $seed =~ ^[0-9]+$ ]] || fail "--seed-tokens: not a number: $seed"
 for s in $scenarios; do [[ " $ALL $OPTIONAL " == *" $s "* ]] || fail "unknown scenario: $s (one of: $ALL $OPTIONAL)"; done
-[ -n "$database" ] && [ "$seed" -gt 0 ] && fail "--seed-tokens seeds through sqlite3: not with --database"
+[ -n "$database$hosts" ] && [ "$seed" -gt 0 ] && fail "--seed-tokens seeds through sqlite3: not with --database or --hosts"
+case $database in ''|postgresql://*|postgres://*) ;; *) [ -z "$hosts" ] || fail "--hosts needs PostgreSQL: --database postgresql://… (or none: a throwaway one)" ;; esac
+[[ $pg_fsync =~ ^(on|off)$ ]] || fail "--pg-fsync: on or off, not $pg_fsync"
+own_pg=0
+[ -n "$hosts" ] && [ -z "$database" ] && own_pg=1
 scenarios="health ${scenarios//health/}"
 for c in $connections; do [ "$c" -ge 2 ] || fail "connections must be >= 2 (wrk -t2)"; done
 
 ensure_packages wrk nginx curl sqlite3 openssl
 python3 -c 'import requests' 2>/dev/null || ensure_packages python3 python3-requests
+[ -n "$database$hosts" ] && ensure_packages postgresql-client
+[ "$own_pg" -eq 1 ] && ensure_packages postgresql
 [ -x "$BIN" ] || fail "no gatehouse binary at $BIN (build first, or set GATEHOUSE_BIN)"
 
 # ---- the private instance ---------------------------------------------------------------
@@ -63,10 +86,16 @@ BENCH_DIR=$ROOT/scripts/bench
 export BENCH_DIR BENCH_THREADS=2
 export GATEHOUSE_HOME; GATEHOUSE_HOME=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
 home=$GATEHOUSE_HOME
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export GATEHOUSE_HTTPS_PORT; GATEHOUSE_HTTPS_PORT=$(free_port)
-example_port=$(free_port)
-master="" nginx="" wrk_pid=""
+# new_port: a free loopback port none of this run's others (free_port's are random).
+ports=()
+new_port() {
+    local p
+    while p=$(free_port); [[ " ${ports[*]} " == *" $p "* ]]; do :; done
+    ports+=("$p"); printf '%s\n' "$p"
+}
+export GATEHOUSE_HTTPS_PORT; GATEHOUSE_HTTPS_PORT=$(new_port)
+example_port=$(new_port)
+master="" masters=() host_homes=("$home") upstream=() nginx="" wrk_pid="" PG_DIR=""
 
 cleanup() {
     set +e
@@ -74,39 +103,81 @@ cleanup() {
     [ -n "$nginx" ] && kill -QUIT "$nginx" 2>/dev/null
     stop_gatehouse
     [ -n "$nginx" ] && wait "$nginx" 2>/dev/null
+    [ "$own_pg" -eq 1 ] && [ -n "$PG_DIR" ] && pg_down "$PG_DIR"
     if [ "$keep" -eq 1 ]; then say "kept $home"; else rm -rf "$home"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-readies() { grep -c event=master_ready "$home/logs/gatehouse.log" 2>/dev/null || true; }
-more_readies_than() { [ "$(readies)" -gt "$1" ]; }
+# Every host (one unless --hosts): host_homes are their instance folders, masters their
+# masters' pids; master is the first's.
+readies() { if [ -f "$1/logs/gatehouse.log" ]; then grep -c event=master_ready "$1/logs/gatehouse.log" || true; else echo 0; fi; }
+more_readies_than() { [ "$(readies "$1")" -gt "$2" ]; }
 start_gatehouse() {  # [WORKERS]
-    local before; before=$(readies)
-    "$BIN" serve ${1:+--workers "$1"} >>"$home/logs/gatehouse.log" 2>&1 &
-    master=$!
-    wait_for 30 more_readies_than "$before" || fail "gatehouse did not start; see $home/logs/gatehouse.log"
+    local h before=() i
+    for h in "${host_homes[@]}"; do before+=("$(readies "$h")"); done
+    masters=()
+    for h in "${host_homes[@]}"; do
+        GATEHOUSE_HOME=$h "$BIN" serve ${1:+--workers "$1"} >>"$h/logs/gatehouse.log" 2>&1 &
+        masters+=($!)
+    done
+    master=${masters[0]}
+    for i in "${!host_homes[@]}"; do
+        wait_for 30 more_readies_than "${host_homes[i]}" "${before[i]}" ||
+            fail "gatehouse did not start; see ${host_homes[i]}/logs/gatehouse.log"
+    done
 }
 stop_gatehouse() {
-    [ -n "$master" ] || return 0
-    kill -TERM "$master" 2>/dev/null; wait "$master" 2>/dev/null; master=""
+    local m
+    for m in "${masters[@]}"; do kill -TERM "$m" 2>/dev/null; done
+    for m in "${masters[@]}"; do wait "$m" 2>/dev/null; done
+    masters=() master=""
 }
-worker_pids() { pgrep -P "$master" | sort -n; }
+worker_pids() { local m; for m in "${masters[@]}"; do pgrep -P "$m"; done | sort -n; }
 
 say "bench instance in $home (https port $GATEHOUSE_HTTPS_PORT)"
 mkdir -p "$home/logs" "$home/run"; touch "$home/logs/gatehouse.log"
+if [ "$own_pg" -eq 1 ]; then
+    # fsync on by default: the durable number is the honest one (SQLite's commits are fsynced).
+    PG_EXTRA_OPTIONS="-c fsync=$pg_fsync ${PG_EXTRA_OPTIONS:-}" pg_up
+    database=$PG_URI
+    say "PostgreSQL in $PG_DIR (fsync=$pg_fsync)"
+fi
 [ -n "$database" ] && export GATEHOUSE_DATABASE=$database
-"$BIN" migrate >/dev/null
-printf '\n# bench.sh: codes are minted ahead of the code_exchange runs\ncode_lifetime = 600\n' >>"$home/gatehouse.conf"
-# Extra configuration lines for the benchmark instance, e.g. GATEHOUSE_BENCH_CONFIG="durability = normal".
-# login_flood comes from one address: without this, the per-address lock would make most
-# of its posts cheap, where a flood from many addresses would not be.
-printf 'login_address_max_failures = 100000\n' >>"$home/gatehouse.conf"
-[ -n "${GATEHOUSE_BENCH_CONFIG:-}" ] && printf '%s\n' "$GATEHOUSE_BENCH_CONFIG" >>"$home/gatehouse.conf"
+bench_config() {  # HOME: the benchmark's lines of HOME/gatehouse.conf
+    printf '\n# bench.sh: codes are minted ahead of the code_exchange runs\ncode_lifetime = 600\n' >>"$1/gatehouse.conf"
+    # Extra configuration lines for the benchmark instance, e.g. GATEHOUSE_BENCH_CONFIG="durability = normal".
+    # login_flood comes from one address: without this, the per-address lock would make most
+    # of its posts cheap, where a flood from many addresses would not be.
+    printf 'login_address_max_failures = 100000\n' >>"$1/gatehouse.conf"
+    [ -n "${GATEHOUSE_BENCH_CONFIG:-}" ] && printf '%s\n' "$GATEHOUSE_BENCH_CONFIG" >>"$1/gatehouse.conf"
+    return 0
+}
+if [ -z "$hosts" ]; then
+    "$BIN" migrate >/dev/null
+    bench_config "$home"
+    socket=$(configured_socket "$home")
+else
+    # As scripts/cluster.sh: the first host is the bench's own folder (the CLI below runs there).
+    (umask 077 && openssl rand -hex 32 >"$home/cluster.key")
+    for k in $(seq 1 "$hosts"); do
+        h=$home; [ "$k" -gt 1 ] && h=$home/host$k
+        port=$(new_port)
+        add_host "$h" "$home/cluster.key" "$database" "$port"
+        bench_config "$h"
+        [ "$k" -gt 1 ] && host_homes+=("$h")
+        upstream+=("127.0.0.1:$port")
+    done
+    socket=$home/run/unused.sock
+fi
 ensure_certificate "$home/tls"
-socket=$(configured_socket "$home")
-render_nginx "$home" "$GATEHOUSE_HTTPS_PORT" "$example_port" "$socket" off
+# render_bench_nginx: nginx.conf for the bench, with every host in the upstream.
+render_bench_nginx() {
+    render_nginx "$home" "$GATEHOUSE_HTTPS_PORT" "$example_port" "$socket" off
+    if [ ${#upstream[@]} -gt 0 ]; then cluster_upstream "$home" "${upstream[@]}"; fi
+}
+render_bench_nginx
 
 export BENCH_URL="https://127.0.0.1:$GATEHOUSE_HTTPS_PORT" BENCH_CA="$home/tls/cert.pem"
 export BENCH_REDIRECT="$BENCH_URL/bench/callback" BENCH_USER=bench
@@ -175,7 +246,7 @@ mint_codes() {
 }
 
 declare -A RPS
-results=$home/results.tsv   # scenario connections rps p50 p99 errors worker-cpu-us note
+results=$home/results.tsv   # scenario connections rps p50 p99 errors worker-cpu-us note pg-cpu-us nginx-cpu-us busy% wrk-cpu-us other-cpu-us
 run_scenario() {  # SCENARIO CONNECTIONS
     local s=$1 c=$2 note="" line
     case $s in
@@ -195,49 +266,96 @@ run_scenario() {  # SCENARIO CONNECTIONS
     esac
     [ "$s" = login_flood ] && { login_flood "$c"; return; }
     say "  $s, $c connections..."
-    local ticks; ticks=$(worker_ticks)
+    local snap; snap=$(cpu_snapshot)
     if [ "$s" = code_exchange_openid ]; then
         line=$(BENCH_BASIC=$OIDC_BASIC run_wrk "$s" "$c")
     else
         line=$(run_wrk "$s" "$c")
     fi
-    line="$line cpu_us=$(worker_cpu_us "$ticks" "$line")"
+    line="$line $(cpu_per_request "$snap" "$line")"
     [ "$s" = full_flow ] && note="pairs/s"
     [ "$(val starved_threads "$line")" -gt 0 ] && note="ran out of input" && say "  warning: $s ran out of input at $c connections (code_exchange: raise --codes)"
     record "$s" "$c" "$line" "$note"
 }
 
-# CPU time of the worker pool, in clock ticks: the live workers' own, plus what the master
-# has collected from workers that exited (recycled after max_requests).
-worker_ticks() {
-    local p t
-    t=$(awk '{print $16 + $17}' "/proc/$master/stat")
-    for p in $(worker_pids); do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done
+# ticks PID...: utime+stime of each PID, in clock ticks (0 for one that is gone).
+ticks() {
+    local t=0 p
+    for p in "$@"; do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done
     echo "$t"
 }
-# worker_cpu_us TICKS_BEFORE BENCH_LINE: worker CPU microseconds per answered request. Unlike
-# requests/s it hardly moves with whatever else the machine is running.
-worker_cpu_us() {
+# reaped PID: the CPU time PID has collected from its children that exited (cutime+cstime).
+reaped() { awk '{print $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# tree_ticks PID: PID's own CPU time, its live children's and its exited children's.
+tree_ticks() {
+    [ -n "$1" ] || { echo 0; return; }
+    # shellcheck disable=SC2046
+    echo $(( $(ticks "$1" $(pgrep -P "$1")) + $(reaped "$1") ))
+}
+# CPU time of the worker pools, in clock ticks: the live workers' own, plus what the masters
+# have collected from workers that exited (recycled after max_requests).
+worker_ticks() {
+    local m t=0
+    # shellcheck disable=SC2046
+    for m in "${masters[@]}"; do t=$(( t + $(reaped "$m") + $(ticks $(pgrep -P "$m")) )); done
+    echo "$t"
+}
+# The PostgreSQL server's postmaster, when it runs on this machine: the parent of its
+# checkpointer, whose pid pg_stat_activity gives. Empty on SQLite or a remote server.
+postmaster=""
+find_postmaster() {
+    local pid ppid
+    case ${GATEHOUSE_DATABASE:-} in postgresql://*|postgres://*) ;; *) return 0 ;; esac
+    pid=$(psql -X -At -d "$GATEHOUSE_DATABASE" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'" 2>/dev/null | head -n 1)
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ] || return 0
+    ppid=$(awk '{print $4}' "/proc/$pid/stat")
+    [ "$(cat "/proc/$ppid/comm" 2>/dev/null)" = postgres ] && postmaster=$ppid
+    return 0
+}
+# machine_ticks: busy and total CPU time of the machine since boot (/proc/stat; busy is
+# user, nice, system, irq and softirq; total adds idle, iowait and steal).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+# cpu_snapshot: "WORKERS POSTGRES NGINX CLIENT BUSY TOTAL" in clock ticks, before a run.
+# CLIENT is what this script has collected from its children: wrk, mostly.
+cpu_snapshot() { echo "$(worker_ticks) $(tree_ticks "$postmaster") $(tree_ticks "$nginx") $(reaped $$) $(machine_ticks)"; }
+# cpu_per_request SNAPSHOT BENCH_LINE: "cpu_us=W pg_us=P nginx_us=N wrk_us=C other_us=O busy=B":
+# CPU microseconds per answered request of the workers, PostgreSQL (- without a local
+# PostgreSQL), nginx, wrk, and the rest of the machine's busy time (the kernel's loopback
+# work that no process is charged for, and whatever else runs: noise), and the machine's
+# busy percentage over the run. Unlike requests/s, the first four hardly move with
+# whatever else the machine is running.
+cpu_per_request() {
     local n=$(( $(val good "$2") + $(val bad "$2") ))
-    awk -v d=$(( $(worker_ticks) - $1 )) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN{printf "%.0f", (n > 0 ? d * 1e6 / hz / n : 0)}'
+    awk -v hz="$(getconf CLK_TCK)" -v n="$n" -v pg="${postmaster:-}" \
+        'NR == 1 { for (i = 1; i <= 6; i++) a[i] = $i } NR == 2 { for (i = 1; i <= 6; i++) d[i] = $i - a[i] }
+         END { us = n > 0 ? 1e6 / hz / n : 0
+               pgus = (pg == "") ? "-" : sprintf("%.0f", d[2] * us)
+               busy = (d[6] > 0) ? sprintf("%.0f", 100 * d[5] / d[6]) : "-"
+               other = (d[5] - d[1] - d[2] - d[3] - d[4]) * us
+               printf "cpu_us=%.0f pg_us=%s nginx_us=%.0f wrk_us=%.0f other_us=%.0f busy=%s\n", d[1] * us, pgus, d[3] * us,
+                   d[4] * us, (other > 0 ? other : 0), busy }' <<<"$1
+$(cpu_snapshot)"
 }
 
 # record ROW CONNECTIONS BENCH_LINE NOTE: one row of the results table.
 record() {
-    local s=$1 c=$2 line=$3 note=$4 rps p50 p99 errors cpu
+    local s=$1 c=$2 line=$3 note=$4 rps p50 p99 errors cpu pg ngx busy client other
     rps=$(val rps "$line"); p50=$(val p50_ms "$line"); p99=$(val p99_ms "$line"); cpu=$(val cpu_us "$line")
+    pg=$(val pg_us "$line"); ngx=$(val nginx_us "$line"); busy=$(val busy "$line")
+    client=$(val wrk_us "$line"); other=$(val other_us "$line")
     errors=$(( $(val bad "$line") + $(val socket_errors "$line") ))
     [ "$errors" -gt 0 ] && say "  warning: $errors errors (statuses $(val statuses "$line"), socket errors $(val socket_errors "$line"))"
     [ "$s" = full_flow ] && rps=$(awk -v r="$rps" 'BEGIN{printf "%.1f", r/2}')
     [ "$s" = validate ] && [ -n "${RPS[proxied,$c]:-}" ] && [ "${RPS[proxied,$c]}" -gt 0 ] \
         && note="vs proxied: $(awk -v a="$rps" -v b="${RPS[proxied,$c]}" 'BEGIN{printf "%.2f", a/b}')"
     RPS[$s,$c]=${rps%.*}
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "${cpu:--}" "$note" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "${cpu:--}" "$note" \
+        "${pg:--}" "${ngx:--}" "${busy:--}" "${client:--}" "${other:--}" >>"$results"
 }
 
 # set_login_rate RATE: re-renders nginx with the login limit at RATE and reloads it.
 set_login_rate() {
-    GATEHOUSE_LOGIN_RATE=$1 render_nginx "$home" "$GATEHOUSE_HTTPS_PORT" "$example_port" "$socket" off
+    GATEHOUSE_LOGIN_RATE=$1 render_bench_nginx
     nginx -p "$home/nginx" -c "$home/nginx/nginx.conf" -s reload 2>>"$home/logs/nginx-error.log"
     sleep 1
 }
@@ -276,6 +394,12 @@ login_flood() {
     set_login_rate "${GATEHOUSE_LOGIN_RATE:-10r/s}"
 }
 
+find_postmaster
+# What the database is, for the report: "sqlite", or "postgresql VERSION fsync=… synchronous_commit=…".
+dbinfo=sqlite
+if [ -n "$database" ]; then
+    dbinfo="postgresql $(psql -X -At -F ' ' -d "$database" -c "SELECT current_setting('server_version'), 'fsync=' || current_setting('fsync'), 'synchronous_commit=' || current_setting('synchronous_commit')" 2>/dev/null || echo '(settings unknown)')"
+fi
 started=$(date -R)
 say "running: $scenarios at $connections connections, ${duration}s each"
 for s in $scenarios; do for c in $connections; do run_scenario "$s" "$c"; done; done
@@ -297,16 +421,20 @@ done
 # ---- report -------------------------------------------------------------------------------
 machine="$(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
 if [ "$json" -eq 1 ]; then
-    python3 - "$results" "$sweep_file" "$nworkers" "$machine" "$rss_master" "$rss_workers" "$duration" <<'PY'
+    python3 - "$results" "$sweep_file" "$nworkers" "$machine" "$rss_master" "$rss_workers" "$duration" \
+        "${#host_homes[@]}" "$dbinfo" <<'PY'
 import json, os, sys
-res, sweep, workers, machine, rss_m, rss_w, duration = sys.argv[1:]
+res, sweep, workers, machine, rss_m, rss_w, duration, hosts, dbinfo = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(res)]
 health = {c: float(r) for s, c, r, *_ in rows if s == "health"}
-out = {"scenarios": {}, "workers": int(workers), "machine": machine, "duration_s": int(duration)}
-for s, c, rps, p50, p99, err, cpu, note in rows:
+out = {"scenarios": {}, "workers": int(workers), "machine": machine, "duration_s": int(duration),
+       "hosts": int(hosts), "database": dbinfo}
+num = lambda v: int(v) if v.isdigit() else None
+for s, c, rps, p50, p99, err, cpu, note, pg, ngx, busy, client, other in rows:
     d = {"rps": float(rps), "p50_ms": float(p50), "p99_ms": float(p99),
          "ratio": round(float(rps) / health[c], 3) if health.get(c) else None, "errors": int(err),
-         "worker_cpu_us": int(cpu) if cpu.isdigit() else None}
+         "worker_cpu_us": num(cpu), "pg_cpu_us": num(pg), "nginx_cpu_us": num(ngx),
+         "wrk_cpu_us": num(client), "other_cpu_us": num(other), "busy_pct": num(busy)}
     if note: d["note"] = note
     out["scenarios"].setdefault(s, {})["c" + c] = d
 if os.path.exists(sweep):
@@ -321,14 +449,18 @@ fi
 echo "Gatehouse benchmark, $started"
 echo "machine: $machine"
 echo "workers: $nworkers, wrk -t$BENCH_THREADS, ${duration}s per run$([ "$seed" -gt 0 ] && echo ", $seed seeded tokens")"
+[ -n "$hosts" ] && echo "hosts: ${#host_homes[@]} (each its own worker pool, FastCGI over loopback TCP), one nginx"
+[ "$dbinfo" != sqlite ] && echo "database: $dbinfo"
 echo
-awk -F'\t' 'BEGIN { printf "%-19s %5s %10s %9s %9s %7s %7s %7s\n", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "cpu us" }
+awk -F'\t' 'BEGIN { printf "%-19s %5s %10s %9s %9s %7s %7s %7s %7s %8s %6s %8s %6s\n", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "cpu us", "pg us", "nginx us", "wrk us", "other us", "busy%" }
     { row[NR] = $0; if ($1 == "health") h[$2] = $3 }
     END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t")
             ratio = h[f[2]] > 0 ? sprintf("%.2f", f[3] / h[f[2]]) : "-"
-            printf "%-19s %5s %10s %9s %9s %7s %7s %7s  %s\n", f[1], f[2], f[3], f[4], f[5], ratio, f[6], f[7], f[8] } }' "$results"
+            printf "%-19s %5s %10s %9s %9s %7s %7s %7s %7s %8s %6s %8s %6s  %s\n", f[1], f[2], f[3], f[4], f[5], ratio, f[6], f[7], f[9], f[10], f[12], f[13], f[11], f[8] } }' "$results"
 echo "(full_flow: req/s = authorize+token pairs per second; latencies are per HTTP request)"
-echo "(cpu us: CPU time of the worker pool per answered HTTP request, from /proc)"
+echo "(cpu us: CPU time of the worker pool$([ -n "$hosts" ] && echo "s of every host") per answered HTTP request, from /proc; pg us, nginx us, wrk us:"
+echo " the same for the PostgreSQL server, nginx and wrk; other us: the rest of the machine's busy time per request"
+echo " (kernel work charged to no process, other programs); busy%: the machine's CPU use during the run)"
 if [ -s "$sweep_file" ]; then
     echo; echo "worker sweep ($sweep_c connections), req/s:"
     printf '%8s %12s %20s\n' workers health client_credentials

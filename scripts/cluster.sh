@@ -22,17 +22,6 @@ url="https://127.0.0.1:$GATEHOUSE_HTTPS_PORT"
 hosts() { ls -d "$CLUSTER"/host[0-9]* 2>/dev/null | sort -V; }
 pid_of() { cat "$1" 2>/dev/null || true; }
 
-# A loopback TCP port nothing listens on.
-free_port() {
-    local p
-    while :; do
-        p=$(( 20000 + RANDOM % 20000 ))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { printf '%s\n' "$p"; return; }
-    done
-}
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # The database of the running cluster: sets PG_DIR and PG_URI; false when none runs.
 load_postgres() {
     [ -f "$CLUSTER/postgres.env" ] || return 1
@@ -67,11 +56,7 @@ up() {
     for k in $(seq 1 "$n"); do
         home=$CLUSTER/host$k
         port=$(free_port)
-        mkdir -p "$home/logs" "$home/run"
-        install -m 600 "$CLUSTER/secret.key" "$home/secret.key"
-        # The first command writes the default configuration; the cluster's keys follow it.
-        GATEHOUSE_HOME=$home GATEHOUSE_DATABASE=$PG_URI "$BIN" migrate >/dev/null
-        printf '\n# scripts/cluster.sh\nlisten = 127.0.0.1:%s\ndatabase = %s\n' "$port" "$PG_URI" >> "$home/gatehouse.conf"
+        add_host "$home" "$CLUSTER/secret.key" "$PG_URI" "$port"
         GATEHOUSE_HOME=$home GATEHOUSE_DATABASE= GATEHOUSE_HTTPS_PORT=$GATEHOUSE_HTTPS_PORT \
             GATEHOUSE_WORKERS=${GATEHOUSE_WORKERS:-2} nohup "$BIN" serve >>"$home/logs/gatehouse.log" 2>&1 &
         servers+=("127.0.0.1:$port")
@@ -102,7 +87,7 @@ up() {
 
 down() {
     # The pids are read first: a master removes its pid file before it has exited.
-    local home pid pids=() postmaster=""
+    local home pid pids=()
     pid=$(pid_of "$FRONT/run/nginx.pid")
     if alive "$pid"; then kill -QUIT "$pid"; pids+=("$pid"); fi
     for home in $(hosts); do
@@ -112,12 +97,7 @@ down() {
     for pid in "${pids[@]}"; do
         wait_for 40 sh -c "! kill -0 $pid 2>/dev/null" || { say "pid $pid did not stop in time; killing"; kill -9 "$pid" 2>/dev/null || true; }
     done
-    if load_postgres || [ -n "${PG_DIR:-}" ]; then
-        postmaster=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
-        pg_down "$PG_DIR"
-        # pg_ctl returns when the pid file is gone, a moment before the server has exited.
-        if alive "$postmaster"; then wait_for 15 sh -c "! kill -0 $postmaster 2>/dev/null" || true; fi
-    fi
+    if load_postgres || [ -n "${PG_DIR:-}" ]; then pg_down "$PG_DIR"; fi
     rm -f "$CLUSTER/postgres.env"
     say "cluster stopped"
 }

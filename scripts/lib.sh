@@ -109,6 +109,32 @@ cluster_upstream() {
     mv "$file.new" "$file"
 }
 
+# A loopback TCP port nothing listens on.
+free_port() {
+    local p
+    while :; do
+        p=$(( 20000 + RANDOM % 20000 ))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { printf '%s\n' "$p"; return; }
+    done
+}
+
+# listening PORT: something accepts connections on 127.0.0.1:PORT.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# add_host HOME SECRET_KEY DATABASE PORT: the instance folder of one host of a cluster
+# (scripts/cluster.sh, scripts/bench.sh --hosts): the cluster's secret.key (every host hashes
+# and seals with the same key, or no host accepts another's tokens), the default
+# configuration and the schema (gatehouse migrate; the migrations take an advisory lock),
+# then FastCGI on 127.0.0.1:PORT and the shared database.
+add_host() {
+    local home=$1 key=$2 database=$3 port=$4
+    mkdir -p "$home/logs" "$home/run"
+    install -m 600 "$key" "$home/secret.key"
+    GATEHOUSE_HOME=$home GATEHOUSE_DATABASE=$database "$BIN" migrate >/dev/null
+    printf '\n# a host of a local cluster (scripts/lib.sh add_host)\nlisten = 127.0.0.1:%s\ndatabase = %s\n' \
+        "$port" "$database" >> "$home/gatehouse.conf"
+}
+
 # read_render_params FILE: sets r_port r_example_port r_socket r_daemon r_scope r_rate from a
 # render.env written by render_nginx_into; false if there is none.
 read_render_params() {

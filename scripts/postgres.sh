@@ -51,11 +51,14 @@ pg_up() {
     export PG_DIR PG_PORT PG_URI
 }
 
-# pg_down [DIR]: stops the cluster of DIR (default PG_DIR) and removes the folder.
+# pg_down [DIR]: stops the cluster of DIR (default PG_DIR) and removes the folder. Returns
+# when the server has exited: pg_ctl returns when the pid file is gone, a moment before.
 pg_down() {
-    local dir=${1:-${PG_DIR:-}}
+    local dir=${1:-${PG_DIR:-}} postmaster
     [ -n "$dir" ] && [ -d "$dir/data" ] || return 0
+    postmaster=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)
     pg_as "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    if alive "$postmaster"; then wait_for 15 sh -c "! kill -0 $postmaster 2>/dev/null" || true; fi
     rm -rf "$dir"
 }
 

@@ -208,13 +208,16 @@ public final class PostgresConnection {
     public func transaction<T>(critical: Bool = true, _ body: () throws -> T) throws -> T {
         precondition(deadline == nil, "transactions do not nest")
         var attempt = 0
+        // The transaction's synchronous_commit travels with its BEGIN (SET LOCAL, one round
+        // trip) when the session's differs: a worker alternating critical and other writes
+        // (/authorize stores a code, /token redeems it) no longer pays a set_config each way.
+        let wanted = durable && critical
         while true {
             attempt += 1
-            try setSynchronousCommit(durable && critical)
             deadline = Self.monotonicMilliseconds() + Int64(statementTimeout)
             defer { deadline = nil }
             do {
-                try script("BEGIN")
+                try script(synchronousCommit == wanted ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit TO \(wanted ? "on" : "off")")
                 let result = try body()
                 try script("COMMIT")
                 return result
