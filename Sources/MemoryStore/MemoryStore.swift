@@ -238,15 +238,7 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
 
     public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) throws -> CodeVerdict) throws -> CodeVerdict {
         try locked {
-            let stored = codes[hash].flatMap { code -> StoredCode? in
-                guard let user = userRows[code.record.userID] else { return nil }
-                var record = code.record
-                record.username = user.username
-                record.subject = user.subject
-                record.userDisabled = user.disabled
-                record.consumed = code.consumedAt != nil
-                return StoredCode(record: record, familyID: code.familyID)
-            }
+            let stored = storedCode(hash)
             let verdict = try decide(stored)
             switch verdict {
             case .refuse:
@@ -266,22 +258,26 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
         }
     }
 
+    public func peekCode(hash: [UInt8]) throws -> StoredCode? { locked { storedCode(hash) } }
+
+    /// Under the lock.
+    private func storedCode(_ hash: [UInt8]) -> StoredCode? {
+        codes[hash].flatMap { code -> StoredCode? in
+            guard let user = userRows[code.record.userID] else { return nil }
+            var record = code.record
+            record.username = user.username
+            record.subject = user.subject
+            record.userDisabled = user.disabled
+            record.consumed = code.consumedAt != nil
+            return StoredCode(record: record, familyID: code.familyID)
+        }
+    }
+
     public func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) throws -> RefreshVerdict) throws
         -> RefreshVerdict
     {
         try locked {
-            let stored = tokens[hash].flatMap { t -> StoredRefreshToken? in
-                guard t.kind == .refresh, let fid = t.familyID, let family = families[fid] else { return nil }
-                let user = t.userID.flatMap { userRows[$0] }
-                return StoredRefreshToken(
-                    record: TokenRecord(kind: .refresh, clientID: t.clientID, username: user?.username, scope: t.scope,
-                                        issuedAt: t.issuedAt, expiresAt: t.expiresAt,
-                                        revoked: t.revokedAt != nil || family.revokedAt != nil, familyID: fid,
-                                        rotatedAt: t.rotatedAt, subject: user?.subject),
-                    userID: t.userID, userDisabled: user?.disabled ?? false, generation: t.generation,
-                    familyGeneration: family.refreshGeneration, familyExpiresAt: family.expiresAt, familyScope: family.scope,
-                    graceUsed: t.graceUsedAt != nil, authTime: family.authTime)
-            }
+            let stored = storedRefreshToken(hash)
             let verdict = try decide(stored)
             switch verdict {
             case .refuse:
@@ -303,6 +299,24 @@ public final class MemoryStore: AuthorizationStore, @unchecked Sendable {
                              generation: r.generation, now: now)
             }
             return verdict
+        }
+    }
+
+    public func peekRefreshToken(hash: [UInt8]) throws -> StoredRefreshToken? { locked { storedRefreshToken(hash) } }
+
+    /// Under the lock.
+    private func storedRefreshToken(_ hash: [UInt8]) -> StoredRefreshToken? {
+        tokens[hash].flatMap { t -> StoredRefreshToken? in
+            guard t.kind == .refresh, let fid = t.familyID, let family = families[fid] else { return nil }
+            let user = t.userID.flatMap { userRows[$0] }
+            return StoredRefreshToken(
+                record: TokenRecord(kind: .refresh, clientID: t.clientID, username: user?.username, scope: t.scope,
+                                    issuedAt: t.issuedAt, expiresAt: t.expiresAt,
+                                    revoked: t.revokedAt != nil || family.revokedAt != nil, familyID: fid,
+                                    rotatedAt: t.rotatedAt, subject: user?.subject),
+                userID: t.userID, userDisabled: user?.disabled ?? false, generation: t.generation,
+                familyGeneration: family.refreshGeneration, familyExpiresAt: family.expiresAt, familyScope: family.scope,
+                graceUsed: t.graceUsedAt != nil, authTime: family.authTime)
         }
     }
 

@@ -19,20 +19,7 @@ extension PostgresStore {
     /// the code as consumed.
     public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) throws -> CodeVerdict) throws -> CodeVerdict {
         try db.transaction {
-            let stored = try db.queryOne("""
-                SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
-                       c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled, c.nonce, c.auth_time,
-                       u.subject
-                FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = $1 FOR UPDATE OF c
-                """, [.blob(hash)]) { r in
-                StoredCode(record: AuthorizationCodeRecord(
-                    clientID: r.text(0), userID: r.int(1), username: r.text(2), scope: Self.words(r.text(3)),
-                    redirectURI: r.optionalText(4), codeChallenge: r.optionalText(5),
-                    codeChallengeMethod: r.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
-                    expiresAt: r.int(7), consumed: r.optionalInt(8) != nil, userDisabled: r.int(10) != 0,
-                    nonce: r.optionalText(11), authTime: r.optionalInt(12), subject: r.text(13)),
-                           familyID: r.optionalInt(9))
-            }
+            let stored = try loadCode(hash: hash, forUpdate: true)
             let verdict = try decide(stored)
             switch verdict {
             case .refuse:
@@ -45,6 +32,26 @@ extension PostgresStore {
                                 authTime: code.authTime, consuming: hash)
             }
             return verdict
+        }
+    }
+
+    public func peekCode(hash: [UInt8]) throws -> StoredCode? { try loadCode(hash: hash, forUpdate: false) }
+
+    /// The code with its user; `forUpdate`: under a row lock, inside the redeeming transaction.
+    private func loadCode(hash: [UInt8], forUpdate: Bool) throws -> StoredCode? {
+        try db.queryOne("""
+            SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
+                   c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled, c.nonce, c.auth_time,
+                   u.subject
+            FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = $1\(forUpdate ? " FOR UPDATE OF c" : "")
+            """, [.blob(hash)]) { r in
+            StoredCode(record: AuthorizationCodeRecord(
+                clientID: r.text(0), userID: r.int(1), username: r.text(2), scope: Self.words(r.text(3)),
+                redirectURI: r.optionalText(4), codeChallenge: r.optionalText(5),
+                codeChallengeMethod: r.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
+                expiresAt: r.int(7), consumed: r.optionalInt(8) != nil, userDisabled: r.int(10) != 0,
+                nonce: r.optionalText(11), authTime: r.optionalInt(12), subject: r.text(13)),
+                       familyID: r.optionalInt(9))
         }
     }
 
@@ -122,22 +129,7 @@ extension PostgresStore {
                 SELECT id FROM families WHERE id = (SELECT family_id FROM tokens WHERE hash = $1 AND kind = 1) FOR UPDATE
                 """, [.blob(hash)]) { $0.int(0) }
             guard locked != nil else { return try decide(nil) }
-            let stored = try db.queryOne("""
-                SELECT t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
-                       t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
-                       f.scope, COALESCE(u.disabled, 0), t.grace_used_at, f.auth_time, u.subject
-                FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
-                WHERE t.hash = $1 AND t.kind = 1 FOR UPDATE OF t
-                """, [.blob(hash)]) { r in
-                StoredRefreshToken(
-                    record: TokenRecord(kind: .refresh, clientID: r.text(0), username: r.optionalText(2),
-                                        scope: Self.words(r.text(3)), issuedAt: r.int(4), expiresAt: r.int(5),
-                                        revoked: r.optionalInt(6) != nil || r.optionalInt(12) != nil,
-                                        familyID: r.int(8), rotatedAt: r.optionalInt(7), subject: r.optionalText(17)),
-                    userID: r.optionalInt(1), userDisabled: r.int(14) != 0, generation: r.int(9), familyGeneration: r.int(10),
-                    familyExpiresAt: r.int(11), familyScope: Self.words(r.text(13)), graceUsed: r.optionalInt(15) != nil,
-                    authTime: r.optionalInt(16))
-            }
+            let stored = try loadRefreshToken(hash: hash, forUpdate: true)
             let verdict = try decide(stored)
             switch verdict {
             case .refuse:
@@ -171,6 +163,28 @@ extension PostgresStore {
                 }
             }
             return verdict
+        }
+    }
+
+    public func peekRefreshToken(hash: [UInt8]) throws -> StoredRefreshToken? { try loadRefreshToken(hash: hash, forUpdate: false) }
+
+    /// The refresh token with its family and user; `forUpdate`: the token row locked too.
+    private func loadRefreshToken(hash: [UInt8], forUpdate: Bool) throws -> StoredRefreshToken? {
+        try db.queryOne("""
+            SELECT t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
+                   t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
+                   f.scope, COALESCE(u.disabled, 0), t.grace_used_at, f.auth_time, u.subject
+            FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
+            WHERE t.hash = $1 AND t.kind = 1\(forUpdate ? " FOR UPDATE OF t" : "")
+            """, [.blob(hash)]) { r in
+            StoredRefreshToken(
+                record: TokenRecord(kind: .refresh, clientID: r.text(0), username: r.optionalText(2),
+                                    scope: Self.words(r.text(3)), issuedAt: r.int(4), expiresAt: r.int(5),
+                                    revoked: r.optionalInt(6) != nil || r.optionalInt(12) != nil,
+                                    familyID: r.int(8), rotatedAt: r.optionalInt(7), subject: r.optionalText(17)),
+                userID: r.optionalInt(1), userDisabled: r.int(14) != 0, generation: r.int(9), familyGeneration: r.int(10),
+                familyExpiresAt: r.int(11), familyScope: Self.words(r.text(13)), graceUsed: r.optionalInt(15) != nil,
+                authTime: r.optionalInt(16))
         }
     }
 

@@ -22,20 +22,7 @@ extension SQLiteStore {
     /// IMMEDIATE` transaction: two workers racing on one code cannot both redeem it.
     public func redeemCode(hash: [UInt8], now: Int64, decide: (StoredCode?) throws -> CodeVerdict) throws -> CodeVerdict {
         try db.writeTransaction {
-            let stored = try db.queryOne("""
-                SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
-                       c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled, c.nonce, c.auth_time,
-                       u.subject
-                FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = ?
-                """, [.blob(hash)]) { s in
-                StoredCode(record: AuthorizationCodeRecord(
-                    clientID: s.text(0), userID: s.int(1), username: s.text(2), scope: Self.words(s.text(3)),
-                    redirectURI: s.optionalText(4), codeChallenge: s.optionalText(5),
-                    codeChallengeMethod: s.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
-                    expiresAt: s.int(7), consumed: s.optionalInt(8) != nil, userDisabled: s.int(10) != 0,
-                    nonce: s.optionalText(11), authTime: s.optionalInt(12), subject: s.optionalText(13) ?? ""),
-                           familyID: s.optionalInt(9))
-            }
+            let stored = try loadCode(hash: hash)
             let verdict = try decide(stored)
             switch verdict {
             case .refuse:
@@ -51,6 +38,25 @@ extension SQLiteStore {
                 try db.run("UPDATE codes SET consumed_at = ?, family_id = ? WHERE hash = ?", [.int(now), .int(family), .blob(hash)])
             }
             return verdict
+        }
+    }
+
+    public func peekCode(hash: [UInt8]) throws -> StoredCode? { try loadCode(hash: hash) }
+
+    private func loadCode(hash: [UInt8]) throws -> StoredCode? {
+        try db.queryOne("""
+            SELECT c.client_id, c.user_id, u.username, c.scope, c.redirect_uri, c.code_challenge,
+                   c.code_challenge_method, c.expires_at, c.consumed_at, c.family_id, u.disabled, c.nonce, c.auth_time,
+                   u.subject
+            FROM codes c JOIN users u ON u.id = c.user_id WHERE c.hash = ?
+            """, [.blob(hash)]) { s in
+            StoredCode(record: AuthorizationCodeRecord(
+                clientID: s.text(0), userID: s.int(1), username: s.text(2), scope: Self.words(s.text(3)),
+                redirectURI: s.optionalText(4), codeChallenge: s.optionalText(5),
+                codeChallengeMethod: s.optionalText(6).flatMap(PKCE.Method.init(rawValue:)),
+                expiresAt: s.int(7), consumed: s.optionalInt(8) != nil, userDisabled: s.int(10) != 0,
+                nonce: s.optionalText(11), authTime: s.optionalInt(12), subject: s.optionalText(13) ?? ""),
+                       familyID: s.optionalInt(9))
         }
     }
 
@@ -105,22 +111,7 @@ extension SQLiteStore {
         -> RefreshVerdict
     {
         try db.writeTransaction {
-            let stored = try db.queryOne("""
-                SELECT t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
-                       t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
-                       f.scope, COALESCE(u.disabled, 0), t.grace_used_at, f.auth_time, u.subject
-                FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
-                WHERE t.hash = ? AND t.kind = 1
-                """, [.blob(hash)]) { s in
-                StoredRefreshToken(
-                    record: TokenRecord(kind: .refresh, clientID: s.text(0), username: s.optionalText(2),
-                                        scope: Self.words(s.text(3)), issuedAt: s.int(4), expiresAt: s.int(5),
-                                        revoked: s.optionalInt(6) != nil || s.optionalInt(12) != nil,
-                                        familyID: s.int(8), rotatedAt: s.optionalInt(7), subject: s.optionalText(17)),
-                    userID: s.optionalInt(1), userDisabled: s.int(14) != 0, generation: s.int(9), familyGeneration: s.int(10),
-                    familyExpiresAt: s.int(11), familyScope: Self.words(s.text(13)), graceUsed: s.optionalInt(15) != nil,
-                    authTime: s.optionalInt(16))
-            }
+            let stored = try loadRefreshToken(hash: hash)
             let verdict = try decide(stored)
             switch verdict {
             case .refuse:
@@ -141,6 +132,27 @@ extension SQLiteStore {
                                  scope: r.scope, generation: r.generation, now: now)
             }
             return verdict
+        }
+    }
+
+    public func peekRefreshToken(hash: [UInt8]) throws -> StoredRefreshToken? { try loadRefreshToken(hash: hash) }
+
+    private func loadRefreshToken(hash: [UInt8]) throws -> StoredRefreshToken? {
+        try db.queryOne("""
+            SELECT t.client_id, t.user_id, u.username, t.scope, t.issued_at, t.expires_at, t.revoked_at,
+                   t.rotated_at, t.family_id, t.generation, f.refresh_generation, f.expires_at, f.revoked_at,
+                   f.scope, COALESCE(u.disabled, 0), t.grace_used_at, f.auth_time, u.subject
+            FROM tokens t JOIN families f ON f.id = t.family_id LEFT JOIN users u ON u.id = t.user_id
+            WHERE t.hash = ? AND t.kind = 1
+            """, [.blob(hash)]) { s in
+            StoredRefreshToken(
+                record: TokenRecord(kind: .refresh, clientID: s.text(0), username: s.optionalText(2),
+                                    scope: Self.words(s.text(3)), issuedAt: s.int(4), expiresAt: s.int(5),
+                                    revoked: s.optionalInt(6) != nil || s.optionalInt(12) != nil,
+                                    familyID: s.int(8), rotatedAt: s.optionalInt(7), subject: s.optionalText(17)),
+                userID: s.optionalInt(1), userDisabled: s.int(14) != 0, generation: s.int(9), familyGeneration: s.int(10),
+                familyExpiresAt: s.int(11), familyScope: Self.words(s.text(13)), graceUsed: s.optionalInt(15) != nil,
+                authTime: s.optionalInt(16))
         }
     }
 

@@ -33,6 +33,32 @@ struct GrantStoreContractTests {
         #expect(try redeem(store, "unknown", plan("w", nil)) == .refuse(.invalidGrant("invalid authorization code")))
     }
 
+    @Test("peekCode and peekRefreshToken read what the atomic steps read, and change nothing", arguments: Backend.allCases)
+    func peeks(_ backend: Backend) throws {
+        let store = try backend.open().store
+        let user = try seed(store)
+        try code(store, "p", user: user)
+        let peeked = try #require(try store.peekCode(hash: h("p")))
+        #expect(peeked.record.clientID == "c1" && peeked.record.scope == ["A"] && !peeked.record.consumed)
+        #expect(try store.peekCode(hash: h("p"))?.record.consumed == false)  // twice: still unspent
+        var seen: StoredCode?
+        _ = try store.redeemCode(hash: h("p"), now: 100) { stored in
+            seen = stored
+            return try AuthorizationCodeGrant.decide(stored, client: client1, redirectURI: nil, codeVerifier: nil, now: 100) { _ in
+                plan("pa", "pr")
+            }
+        }
+        #expect(seen?.record == peeked.record && seen?.familyID == peeked.familyID)
+        #expect(try store.peekCode(hash: h("p"))?.record.consumed == true)
+        #expect(try store.peekCode(hash: h("nope")) == nil)
+
+        let token = try #require(try store.peekRefreshToken(hash: h("pr")))
+        #expect(token.record.clientID == "c1" && token.familyScope == ["A"] && token.record.rotatedAt == nil)
+        #expect(try store.peekRefreshToken(hash: h("pa")) == nil)  // an access token is not a refresh token
+        _ = try rotate(store, "pr", now: 110, into: "pa2", "pr2")
+        #expect(try store.peekRefreshToken(hash: h("pr"))?.record.rotatedAt == 110)
+    }
+
     @Test("eight connections racing on one code: exactly one redeems it", arguments: Backend.allCases)
     func codeRace(_ backend: Backend) throws {
         let harness = try backend.open()

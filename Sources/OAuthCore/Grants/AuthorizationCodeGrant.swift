@@ -13,12 +13,19 @@ public struct AuthorizationCodeGrant: TokenGrant {
         let client = request.client
         let now = context.clock.now()
         let signer = try context.idTokenSigner(for: client)
+        let codeHash = context.tokens.hash(code)
+        let ahead = context.mintAhead(for: client, now: now) {
+            guard let peek = try context.store.peekCode(hash: codeHash)?.record, !peek.consumed, !peek.userDisabled,
+                (try? TokenRules.checkCode(peek, client: client, redirectURI: redirectURI, codeVerifier: verifier, now: now)) != nil
+            else { return nil }
+            return Self.basis(peek, client: client)
+        }
         var minted: GrantContext.Minted?
-        let verdict = try context.store.redeemCode(hash: context.tokens.hash(code), now: now) { stored in
+        let verdict = try context.store.redeemCode(hash: codeHash, now: now) { stored in
             try Self.decide(stored, client: client, redirectURI: redirectURI, codeVerifier: verifier, now: now) { code in
-                let user = Authentication(subject: code.subject, authTime: code.authTime, nonce: code.nonce)
-                let fresh = try context.mint(for: client, user: user, scope: code.scope, refresh: client.allows(.refreshToken),
-                                             now: now)
+                let basis = Self.basis(code, client: client)
+                let fresh = try context.mint(for: client, user: basis.user, scope: basis.scope, refresh: basis.refresh, now: now,
+                                             ahead: ahead)
                 minted = fresh
                 return fresh.plan
             }
@@ -33,6 +40,12 @@ public struct AuthorizationCodeGrant: TokenGrant {
             context.report(.codeReplayed(clientID: client.id))
             throw error
         }
+    }
+
+    /// What the tokens of `code` are made from.
+    static func basis(_ code: AuthorizationCodeRecord, client: Client) -> GrantContext.MintBasis {
+        GrantContext.MintBasis(user: Authentication(subject: code.subject, authTime: code.authTime, nonce: code.nonce),
+                               scope: code.scope, refresh: client.allows(.refreshToken), familyExpiresAt: nil)
     }
 
     /// The rules for one presented code, decided inside the store's atomic step; `mint`

@@ -13,13 +13,20 @@ public struct RefreshTokenGrant: TokenGrant {
         let client = request.client
         let now = context.clock.now()
         let signer = try context.idTokenSigner(for: client)
+        let hash = context.tokens.hash(presented)
+        let ahead = context.mintAhead(for: client, now: now) {
+            guard let peek = try context.store.peekRefreshToken(hash: hash), peek.record.clientID.sameBytes(as: client.id),
+                !peek.record.revoked, peek.record.rotatedAt == nil, !peek.userDisabled
+            else { return nil }
+            return Self.basis(peek, scope: try Scope.narrow(requested: requestedScope, granted: peek.familyScope))
+        }
         var minted: GrantContext.Minted?
-        let verdict = try context.store.rotateRefreshToken(hash: context.tokens.hash(presented), now: now) { stored in
+        let verdict = try context.store.rotateRefreshToken(hash: hash, now: now) { stored in
             try Self.decide(stored, client: client, requestedScope: requestedScope, now: now,
                             graceSeconds: context.lifetimes.refreshGrace) { token, scope in
-                let user = token.record.subject.map { Authentication(subject: $0, authTime: token.authTime, nonce: nil) }
-                let fresh = try context.mint(for: client, user: user, scope: scope, refresh: true, now: now,
-                                             familyExpiresAt: token.familyExpiresAt)
+                let basis = Self.basis(token, scope: scope)
+                let fresh = try context.mint(for: client, user: basis.user, scope: scope, refresh: true, now: now,
+                                             familyExpiresAt: basis.familyExpiresAt, ahead: ahead)
                 minted = fresh
                 return fresh.plan
             }
@@ -34,6 +41,12 @@ public struct RefreshTokenGrant: TokenGrant {
             context.report(.refreshTokenReused(clientID: client.id))
             throw error
         }
+    }
+
+    /// What the tokens of a rotation of `token` are made from.
+    static func basis(_ token: StoredRefreshToken, scope: [String]) -> GrantContext.MintBasis {
+        GrantContext.MintBasis(user: token.record.subject.map { Authentication(subject: $0, authTime: token.authTime, nonce: nil) },
+                               scope: scope, refresh: true, familyExpiresAt: token.familyExpiresAt)
     }
 
     /// The rules for one presented refresh token, decided inside the store's atomic step.

@@ -50,6 +50,13 @@ public protocol GrantStore: AnyObject {
     /// `decide` throws, nothing is written.
     func rotateRefreshToken(hash: [UInt8], now: Int64, decide: (StoredRefreshToken?) throws -> RefreshVerdict) throws
         -> RefreshVerdict
+    /// The code as `redeemCode` would load it, read without a lock and without writing:
+    /// lets a grant do slow work (signing a JWT access token) before the atomic step, which
+    /// loads the code again and uses that work only if nothing it depends on changed.
+    func peekCode(hash: [UInt8]) throws -> StoredCode?
+    /// The refresh token as `rotateRefreshToken` would load it, read without a lock (as
+    /// `peekCode`).
+    func peekRefreshToken(hash: [UInt8]) throws -> StoredRefreshToken?
     /// Starts a grant with its first tokens. A grant with neither user nor refresh token
     /// (client_credentials) is its access token alone: no family.
     func issue(_ grant: NewGrant) throws
