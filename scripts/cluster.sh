@@ -14,6 +14,9 @@
 # GATEHOUSE_WORKERS (default 2).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/postgres.sh"
+# The database is the cluster's own (postgres.env, or pg_up below): never a PG_DIR inherited
+# from the caller (scripts/test.sh exports its own), which `down` would otherwise stop.
+unset PG_DIR PG_PORT PG_URI
 
 CLUSTER=${GATEHOUSE_CLUSTER_HOME:-$ROOT/var/cluster}
 FRONT=$CLUSTER/front

@@ -109,11 +109,14 @@ cluster_upstream() {
     mv "$file.new" "$file"
 }
 
-# A loopback TCP port nothing listens on.
+# A loopback TCP port nothing listens on, below the kernel's ephemeral range (where the
+# source ports of outgoing connections come from: a listener bound there can collide with one).
 free_port() {
-    local p
+    local p low=32768
+    read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "$low" -gt 21000 ] 2>/dev/null || low=40000
     while :; do
-        p=$(( 20000 + RANDOM % 20000 ))
+        p=$(( 20000 + RANDOM % (low - 20000) ))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { printf '%s\n' "$p"; return; }
     done
 }

@@ -249,6 +249,20 @@ def test_cluster_script_up_token_introspect_down(tmp_path):
     assert pids and not [p for p in pids if alive(p)]
 
 
+def test_cluster_down_never_stops_a_database_it_did_not_start(tmp_path):
+    """`cluster.sh down` with no cluster up, run from a shell that has a PG_DIR of its own
+    (scripts/test.sh exports its test cluster's): that PostgreSQL keeps running."""
+    theirs = tmp_path / "theirs"
+    (theirs / "data").mkdir(parents=True)
+    marker = theirs / "data" / "postmaster.pid"
+    marker.write_text("999999\n")
+    env = dict(os.environ, GATEHOUSE_CLUSTER_HOME=str(tmp_path / "cluster"), PG_DIR=str(theirs))
+    down = subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), "down"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert marker.exists(), "cluster.sh down removed a database folder it did not create"
+
+
 def test_copy_store_moves_a_sqlite_deployment_with_live_tokens(tmp_path):
     """A SQLite instance with live grants is copied into an empty schema; a host on that
     schema, with the old secret.key, accepts what the old instance issued."""
