@@ -29,7 +29,7 @@ struct ConfigOptions: ParsableArguments {
         try FileManager.default.createDirectory(atPath: c.home, withIntermediateDirectories: true)
         let store = try StoreBackend.openForTools(c)
         try store.migrate()
-        return (c, store, try SecretKey.loadOrCreate(path: c.secretKeyFile))
+        return (c, store, try SecretKey.forDatabase(path: c.secretKeyFile, store: store))
     }
 }
 

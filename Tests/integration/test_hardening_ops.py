@@ -226,3 +226,37 @@ def test_instance_files_are_not_world_readable_and_a_shared_secret_key_stops_ser
         assert s.cli("client", "list", check=False).returncode == 0
     finally:
         os.umask(previous)
+
+
+def test_a_missing_or_foreign_secret_key_stops_serve_and_the_cli():
+    """A restore without secret.key, or a host given another deployment's key, must not start
+    with a new key: every client secret, token and session would silently stop matching."""
+    s = Stack(workers=1).start()
+    try:
+        client = confidential(s)
+        assert post_token(s, client, grant_type="client_credentials").status_code == 200
+    finally:
+        s.stop()
+    key = os.path.join(s.home, "secret.key")
+    with open(key) as f:
+        original = f.read()
+    os.unlink(key)
+    r = subprocess.run([BIN, "serve"], env=s.env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "is missing" in r.stderr and "restore" in r.stderr, r.stderr
+    assert not os.path.exists(key), "serve made a new key beside a used database"
+    r = s.cli("client", "list", check=False)
+    assert r.returncode != 0 and "is missing" in r.stderr and not os.path.exists(key), r.stderr
+    # Another deployment's key (well formed, 0600): refused, named.
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("ab" * 32 + "\n")
+    r = subprocess.run([BIN, "serve"], env=s.env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "does not belong to this database" in r.stderr, r.stderr
+    # The right key back: the instance serves, and the client issued before still works.
+    with open(key, "w") as f:
+        f.write(original)
+    s.start()
+    try:
+        assert post_token(s, client, grant_type="client_credentials").status_code == 200
+    finally:
+        s.stop()

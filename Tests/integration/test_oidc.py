@@ -221,6 +221,48 @@ def test_oidc_core_3_1_2_1_max_age_forces_a_new_login_and_login_hint_prefills(st
     assert r.status_code == 302 and "code" in query_of(r.headers["location"])
 
 
+def test_oidc_core_3_1_2_1_prompt_login_and_max_age_cannot_be_skipped_by_posting_the_consent_step(stack):
+    """The login page that prompt=login or max_age shows to a signed-in browser carries the
+    session's CSRF token: posting its fields as the consent step, without a password, must
+    not issue a code on the older login."""
+    c = oidc_client(stack, "--skip-consent")
+    u = oidc_user(stack)
+    b, _ = login_for_code(stack, c, u, scope="openid")
+    time.sleep(1.1)
+    for extra in ({"prompt": "login"}, {"max_age": "0"}):
+        page = b.authorize(auth_params(c, scope="openid", **extra))
+        assert is_login_page(page), (extra, page.status_code)
+        r = b.submit(page, drop=("username", "password"), step="consent", decision="allow")
+        assert "code" not in query_of(r.headers.get("location", "")), (extra, r.status_code, r.headers.get("location"))
+        assert r.status_code == 200 and is_login_page(r), (extra, r.status_code)
+    # The password still works, and the code it gives has a fresh auth_time.
+    page = b.authorize(auth_params(c, scope="openid", prompt="login"))
+    r = b.login(page, u)
+    assert r.status_code == 303 and "code" in query_of(r.headers["location"])
+    # A client cannot plant the marker itself to lock a user out: it is not taken from a request.
+    r = b.authorize(auth_params(c, scope="openid", gatehouse_login_after="99999999999"))
+    assert r.status_code == 302 and "code" in query_of(r.headers["location"])
+
+
+def test_rp_initiated_logout_a_jwt_access_token_is_not_an_id_token_hint(stack):
+    """RFC 9068 access tokens carry the same iss, sub and aud as an ID Token: one sent as
+    id_token_hint (by any API that received it) must not sign its user out."""
+    c = oidc_client(stack, "--skip-consent", "--post-logout-redirect-uri", LOGOUT_CB, "--access-token-format", "jwt")
+    u = oidc_user(stack)
+    b, code = login_for_code(stack, c, u, scope="openid")
+    t = exchange(stack, c, code)
+    assert header(t["access_token"])["typ"] == "at+jwt"
+    r = b.s.get(stack.url + "/logout", params={"id_token_hint": t["access_token"], "post_logout_redirect_uri": LOGOUT_CB},
+                allow_redirects=False)
+    assert r.status_code == 200 and "Sign out?" in r.text and "Location" not in r.headers
+    assert still_signed_in(b, c)
+    # The ID Token of the same answer does.
+    r = b.s.get(stack.url + "/logout", params={"id_token_hint": t["id_token"], "post_logout_redirect_uri": LOGOUT_CB},
+                allow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"] == LOGOUT_CB
+    assert not still_signed_in(b, c)
+
+
 def test_consent_page_names_the_claims_in_words(stack):
     c = oidc_client(stack)
     u = oidc_user(stack)

@@ -7,6 +7,9 @@ extension App {
     /// The only fields a POST to /authorize may carry: the authorization request itself
     /// travels sealed in `authz`, never as raw parameters echoed into the form.
     static let formFields: Set<String> = ["step", "csrf", "authz", "username", "password", "decision"]
+    /// Sealed into the forms when `prompt=login` or `max_age` asked for the password: the
+    /// time from which a login counts. Never taken from a request's own parameters.
+    static let loginAfterField = "gatehouse_login_after"
 
     struct Session {
         var idHash: [UInt8]
@@ -37,7 +40,7 @@ extension App {
             else { return sessionExpired() }
             oauthParams = unsealed
         } else {
-            oauthParams = Parameters(all.pairs.filter { !App.formFields.contains($0.name) })
+            oauthParams = Parameters(all.pairs.filter { !App.formFields.contains($0.name) && $0.name != App.loginAfterField })
         }
         let clientID = (try? oauthParams.single("client_id")) ?? nil
         let client = try clientID.flatMap { try store.client(id: $0) }
@@ -78,7 +81,12 @@ extension App {
         else {
             if authz.prompt.contains("none") { return redirectError(authz, OAuthError(.loginRequired, "the user must log in")) }
             let visitor = session.map { Visitor(csrf: $0.record.csrf, session: $0) } ?? preLoginVisitor(request)
-            return loginPage(authz, client, params, visitor: visitor, error: nil, username: authz.loginHint)
+            // prompt=login and max_age want the password entered from now on: the forms carry
+            // that, sealed, so a consent step posted in place of the login (same session, same
+            // CSRF token) cannot issue a code on the older login (OIDC Core §3.1.2.1).
+            var demanded = params
+            if authz.prompt.contains("login") || authz.maxAge != nil { demanded.append(App.loginAfterField, String(now)) }
+            return loginPage(authz, client, demanded, visitor: visitor, error: nil, username: authz.loginHint)
         }
         return try afterLogin(authz, client, params, session: session, userID: userID, extraHeaders: [], viaPost: false)
     }
@@ -169,7 +177,10 @@ extension App {
             return try afterLogin(authz, client, params, session: renewed.session, userID: user.id,
                                   extraHeaders: [("Set-Cookie", renewed.cookie)], viaPost: true)
         case "consent":
-            guard let session = visitor.session, let userID = authenticatedUser(session) else {
+            let loginAfter = ((try? params.single(App.loginAfterField)) ?? nil).flatMap { Int64($0) }
+            guard let session = visitor.session, let userID = authenticatedUser(session),
+                (session.record.authenticatedAt ?? .min) >= (loginAfter ?? .min)
+            else {
                 return loginPage(authz, client, params, visitor: visitor, error: nil, username: nil)
             }
             // One submission per form, even when two arrive at once.

@@ -84,8 +84,10 @@ extension SigningKeyRing {
     /// checked: RP-Initiated Logout §2 accepts an expired hint.
     func verifiedClaims(_ token: String, issuer: String) -> (subject: String, audience: String)? {
         guard let (_, payload) = JWS.verified(token, verify: { header, input, signature in
+            // typ JWT: an ID Token. An RFC 9068 access token (at+jwt) carries the same iss, sub
+            // and aud, and whoever holds one (any API it was sent to) must not sign its user out.
             guard let h = try? JSONSerialization.jsonObject(with: Data(header.utf8)) as? [String: Any],
-                let kid = h["kid"] as? String, let key = try? publicKey(kid)
+                h["typ"] as? String == "JWT", let kid = h["kid"] as? String, let key = try? publicKey(kid)
             else { return false }
             return key.verify(signature, of: input)
         }),

@@ -1,4 +1,5 @@
 import Foundation
+import OAuthCore
 import OAuthCrypto
 
 /// The server key that HMACs tokens, codes, session ids and client secrets before they
@@ -71,3 +72,27 @@ public struct SecretKey: Sendable {
         }
     }
 }
+
+extension SecretKey {
+    /// The server key of the deployment whose database is `store`. It is made only for a
+    /// database that holds nothing made under a key yet. A missing key file beside a used
+    /// database, or a key that opens none of the database's signing keys, stops here: a new
+    /// key would silently void every client secret, token and session (a restore without
+    /// secret.key, a host set up without the cluster's key).
+    public static func forDatabase(path: String, store: any AuthorizationStore) throws -> SecretKey {
+        let existed = FileManager.default.fileExists(atPath: path)
+        let signingKeys = try store.signingKeys()
+        if !existed, try !signingKeys.isEmpty || !store.clients().isEmpty {
+            throw ConfigError("secret key file \(path) is missing, but the database already holds clients or signing keys "
+                + "made under a key: restore secret.key with the database (scripts/restore.sh) or copy it from another host "
+                + "of this deployment; a new key would void every client secret, token and session")
+        }
+        let key = try loadOrCreate(path: path)
+        if existed, !signingKeys.isEmpty, !signingKeys.contains(where: { SigningKeyRing.opens($0, with: key) }) {
+            throw ConfigError("secret key file \(path) does not belong to this database: none of its signing keys opens "
+                + "with it (a key from another deployment, or a database restored without its key?)")
+        }
+        return key
+    }
+}
+

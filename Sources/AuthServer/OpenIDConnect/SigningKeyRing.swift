@@ -71,6 +71,11 @@ public final class SigningKeyRing {
         return signing
     }
 
+    /// Whether `key` is the server key `stored` was sealed under.
+    static func opens(_ stored: StoredSigningKey, with key: SecretKey) -> Bool {
+        AEAD.open(stored.sealedPrivateKey, key: key.derived("signing-keys"), context: Array(stored.id.utf8)) != nil
+    }
+
     /// Makes a new key, sealed under the server key; the caller stores it.
     public static func newKey(_ algorithm: SigningAlgorithm, key: SecretKey, now: Int64, publishAhead: Int64 = 0) throws
         -> StoredSigningKey

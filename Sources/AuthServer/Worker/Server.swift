@@ -113,7 +113,7 @@ public enum Server {
             let ran = try store.migrate()
             if ran > 0 { Log.info("migrations_applied", ["steps": ran, "version": try store.schemaVersion()]) }
             // OpenID Connect: a signing key per algorithm on first start (`gatehouse keys` manages them).
-            let key = try SecretKey.loadOrCreate(path: config.secretKeyFile)
+            let key = try SecretKey.forDatabase(path: config.secretKeyFile, store: store)
             for made in try SigningKeyRing.ensureKeys(in: store, key: key, now: Int64(time(nil))) {
                 Log.info("signing_key_created", ["kid": made.id, "alg": made.algorithm.rawValue])
             }
