@@ -35,7 +35,9 @@ public final class SigningKeyRing {
     public func jwks(tokenLifetime: Int64) throws -> String {
         let now = clock.now()
         try refresh(now, force: true)
-        let keys = try KeySet.published(stored, at: now, tokenLifetime: tokenLifetime).map { stored -> String in
+        // A worker learns of a retirement at its next read, up to `refreshSeconds` later, and
+        // may sign with the retired key until then: the key stays published that much longer.
+        let keys = try KeySet.published(stored, at: now, tokenLifetime: tokenLifetime + refreshSeconds).map { stored -> String in
             var o = JSONObject()
             for (name, value) in try open(stored).publicJWK() { o[name] = value }
             o["kid"] = stored.id
