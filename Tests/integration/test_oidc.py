@@ -244,6 +244,36 @@ def test_oidc_core_3_1_2_1_prompt_login_and_max_age_cannot_be_skipped_by_posting
     assert r.status_code == 302 and "code" in query_of(r.headers["location"])
 
 
+def test_oidc_core_3_1_2_6_prompt_none_never_relaxes_client_or_redirect_checks(stack):
+    """prompt=none with a bad client or redirect_uri is an error page, never a redirect,
+    whether or not the browser is signed in (RFC 6749 §4.1.2.1)."""
+    c = oidc_client(stack, "--skip-consent")
+    u = oidc_user(stack)
+    signed, _ = login_for_code(stack, c, u, scope="openid")
+    for b in (Browser(stack), signed):
+        for bad in ({"client_id": "no-such-client"}, {"redirect_uri": "https://evil.example/cb"},
+                    {"redirect_uri": CB.upper()}, {"redirect_uri": CB + "?x=1"}):
+            r = b.authorize({**auth_params(c, scope="openid", prompt="none"), **bad})
+            assert r.status_code == 400 and "Location" not in r.headers, (bad, r.status_code, r.headers.get("Location"))
+            assert r.headers["Content-Type"].startswith("text/html")
+
+
+def test_rp_initiated_logout_3_post_logout_redirect_uri_matches_exactly(stack):
+    """With a valid hint the session ends, but only the registered URI, byte for byte, is a
+    place to send the browser: look-alikes get the signed-out page."""
+    other = oidc_client(stack, "--skip-consent", "--post-logout-redirect-uri", "https://other.example/bye")
+    c = oidc_client(stack, "--skip-consent", "--post-logout-redirect-uri", LOGOUT_CB)
+    u = oidc_user(stack)
+    for uri in (LOGOUT_CB + "/", LOGOUT_CB.replace("client.example.com", "CLIENT.example.com"), LOGOUT_CB + "?x=1",
+                "https://client.example.com@evil.example/signed-out", "/\\evil.example", CB, "https://other.example/bye"):
+        b, id_token = signed_in(stack, c, u)
+        r = b.s.get(stack.url + "/logout", params={"id_token_hint": id_token, "post_logout_redirect_uri": uri},
+                    allow_redirects=False)
+        assert r.status_code == 200 and "Location" not in r.headers and "signed out" in r.text, (uri, r.status_code)
+        assert not still_signed_in(b, c)
+    assert other  # registered for another client: never a destination for this one's hint
+
+
 def test_rp_initiated_logout_a_jwt_access_token_is_not_an_id_token_hint(stack):
     """RFC 9068 access tokens carry the same iss, sub and aud as an ID Token: one sent as
     id_token_hint (by any API that received it) must not sign its user out."""
