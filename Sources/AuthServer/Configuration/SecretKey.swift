@@ -95,4 +95,3 @@ extension SecretKey {
         return key
     }
 }
-
