@@ -99,19 +99,24 @@ extension PostgresStore {
         try db.run(sql, bindings, critical: critical)
     }
 
-    /// The access token and, if any, the refresh token, in one statement.
+    /// The access token and, if any, the refresh token, in one statement. `before`: data-
+    /// modifying CTEs (`WITH … `) that run in the same statement, one round trip; their
+    /// parameters come first.
     func insertTokens(_ t: NewTokens, family: Int64?, clientID: String, userID: Int64?, scope: [String], generation: Int64,
-                      now: Int64, critical: Bool = true) throws {
-        let columns = "hash, kind, family_id, client_id, user_id, scope, issued_at, expires_at, generation"
-        let access: [PGValue] = [.blob(t.accessHash), .optional(family), .text(clientID), .optional(userID),
-                                 .text(Scope.string(scope)), .int(now), .int(t.accessExpiresAt), .int(generation)]
+                      now: Int64, critical: Bool = true, before: (sql: String, bindings: [PGValue]) = ("", [])) throws {
+        let n = before.bindings.count
+        func p(_ i: Int) -> String { "$\(n + i)" }
+        var bindings = before.bindings + [.blob(t.accessHash), .optional(family), .text(clientID), .optional(userID),
+                                          .text(Scope.string(scope)), .int(now), .int(t.accessExpiresAt), .int(generation)]
+        var rows = "(\(p(1)), 0, \(p(2)), \(p(3)), \(p(4)), \(p(5)), \(p(6)), \(p(7)), \(p(8)))"
         if let refresh = t.refreshHash {
-            try db.run("""
-                INSERT INTO tokens (\(columns)) VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8), ($9, 1, $2, $3, $4, $5, $6, $10, $8)
-                """, access + [.blob(refresh), .int(t.refreshExpiresAt)], critical: critical)
-        } else {
-            try db.run("INSERT INTO tokens (\(columns)) VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8)", access, critical: critical)
+            bindings += [.blob(refresh), .int(t.refreshExpiresAt)]
+            rows += ", (\(p(9)), 1, \(p(2)), \(p(3)), \(p(4)), \(p(5)), \(p(6)), \(p(10)), \(p(8)))"
         }
+        try db.run("""
+            \(before.sql)INSERT INTO tokens (hash, kind, family_id, client_id, user_id, scope, issued_at, expires_at, generation)
+            VALUES \(rows)
+            """, bindings, critical: critical)
     }
 
     // MARK: - refresh rotation
@@ -139,28 +144,19 @@ extension PostgresStore {
             case .rotate(let r):
                 guard let stored else { break }
                 let family = stored.record.familyID
+                // Rotation: the previous refresh tokens marked rotated and the family's generation
+                // moved in the new tokens' statement (its CTEs see the rows as they were before
+                // it, so the new refresh token is not among those marked).
+                let rotation: (String, [PGValue]) = r.withinGrace ? ("", []) : ("""
+                    WITH r AS (UPDATE tokens SET rotated_at = $1 WHERE family_id = $2 AND kind = 1 AND rotated_at IS NULL),
+                         g AS (UPDATE families SET refresh_generation = $3 WHERE id = $2)
+
+                    """, [.int(now), .int(family), .int(r.generation)])
                 if r.withinGrace {
                     try db.run("UPDATE tokens SET grace_used_at = $1 WHERE hash = $2", [.int(now), .blob(hash)])
-                    try insertTokens(r.tokens, family: family, clientID: stored.record.clientID, userID: stored.userID,
-                                     scope: r.scope, generation: r.generation, now: now)
-                } else {
-                    // One statement, one round trip: the CTEs see the rows as they were before it,
-                    // so the new refresh token is not among those marked rotated.
-                    let t = r.tokens
-                    var bindings: [PGValue] = [.int(now), .int(family), .int(r.generation), .blob(t.accessHash), .text(stored.record.clientID),
-                                               .optional(stored.userID), .text(Scope.string(r.scope)), .int(t.accessExpiresAt)]
-                    var rows = "($4, 0, $2, $5, $6, $7, $1, $8, $3)"
-                    if let refresh = t.refreshHash {
-                        bindings += [.blob(refresh), .int(t.refreshExpiresAt)]
-                        rows += ", ($9, 1, $2, $5, $6, $7, $1, $10, $3)"
-                    }
-                    try db.run("""
-                        WITH r AS (UPDATE tokens SET rotated_at = $1 WHERE family_id = $2 AND kind = 1 AND rotated_at IS NULL),
-                             g AS (UPDATE families SET refresh_generation = $3 WHERE id = $2)
-                        INSERT INTO tokens (hash, kind, family_id, client_id, user_id, scope, issued_at, expires_at, generation)
-                        VALUES \(rows)
-                        """, bindings)
                 }
+                try insertTokens(r.tokens, family: family, clientID: stored.record.clientID, userID: stored.userID,
+                                 scope: r.scope, generation: r.generation, now: now, before: rotation)
             }
             return verdict
         }
