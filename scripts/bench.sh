@@ -6,11 +6,12 @@
 #   scripts/bench.sh [--workers N] [--duration S] [--connections "16 64"]
 #                    [--scenarios "health client_credentials ..."] [--seed-tokens N]
 #                    [--worker-sweep "1 2 4 8"] [--codes N] [--database URI] [--hosts N]
-#                    [--pg-fsync on|off] [--json] [--keep]
+#                    [--pg-fsync on|off] [--rounds N] [--json] [--keep]
 #
 # Scenarios: health, client_credentials, code_exchange (codes minted ahead through the
 # real /authorize, each exchanged once), code_exchange_openid (the same with scope openid:
-# each answer carries an ES256 ID Token; not in the default list), full_flow (GET /authorize -> 302 -> POST /token,
+# each answer carries an ES256 ID Token; not in the default list; its note gives the ratio to
+# code_exchange run in the same round), full_flow (GET /authorize -> 302 -> POST /token,
 # both in wrk; its requests/s are authorize+token PAIRS per second, its latencies per
 # HTTP request), refresh (rotation chains, one per connection), introspect, proxied
 # (GET /example/public/: the example upstream through nginx, no token check), validate
@@ -20,6 +21,10 @@
 # as fast as answers come): "limit" through the shipped limit_req, "nolimit"
 # with it lifted, as a flood from many addresses would be, where only the bound on
 # concurrent password hashing protects the pool; notes give the ratio to the quiet run).
+# --rounds N runs the whole list N times, every other round in reverse order, so that a
+# drift of this machine's speed (other load, a growing database) weighs on every scenario
+# alike; each row is then the run with the median requests/s, its note the range, and
+# code_exchange_openid's note the median of its per-round ratios to code_exchange.
 # health always runs: it is the baseline of the ratio column. requests/s counts only expected answers; "errors" is
 # unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary. --database
 # runs the instance on PostgreSQL (a libpq URI of an empty database or schema, e.g. from
@@ -42,7 +47,7 @@ source "$(dirname "$0")/postgres.sh"
 
 ALL="health client_credentials code_exchange full_flow refresh introspect proxied validate login_flood"
 OPTIONAL="code_exchange_openid"
-workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0 database="" hosts="" pg_fsync=on
+workers="" duration=5 connections="16 64" scenarios=$ALL seed=0 sweep="" codes="" json=0 keep=0 database="" hosts="" pg_fsync=on rounds=1
 while [ $# -gt 0 ]; do
     case $1 in
         --workers) workers=$2 ;;
@@ -55,6 +60,7 @@ while [ $# -gt 0 ]; do
         --database) database=$2 ;;
         --hosts) hosts=$2 ;;
         --pg-fsync) pg_fsync=$2 ;;
+        --rounds) rounds=$2 ;;
         --json) json=1; shift; continue ;;
         --keep) keep=1; shift; continue ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -64,7 +70,7 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 is_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
-for n in $duration $connections $sweep ${workers:-1} ${codes:-1} ${hosts:-1}; do is_int "$n" || fail "not a positive integer: $n"; done
+for n in $duration $connections $sweep ${workers:-1} ${codes:-1} ${hosts:-1} $rounds; do is_int "$n" || fail "not a positive integer: $n"; done
 [[ $seed =~ ^[0-9]+$ ]] || fail "--seed-tokens: not a number: $seed"
 for s in $scenarios; do [[ " $ALL $OPTIONAL " == *" $s "* ]] || fail "unknown scenario: $s (one of: $ALL $OPTIONAL)"; done
 [ -n "$database$hosts" ] && [ "$seed" -gt 0 ] && fail "--seed-tokens seeds through sqlite3: not with --database or --hosts"
@@ -247,6 +253,8 @@ mint_codes() {
 
 declare -A RPS
 results=$home/results.tsv   # scenario connections rps p50 p99 errors worker-cpu-us note pg-cpu-us nginx-cpu-us busy% wrk-cpu-us other-cpu-us
+runs=$home/runs.tsv         # the same plus the round, one line per run (results.tsv is made from it)
+round=1
 run_scenario() {  # SCENARIO CONNECTIONS
     local s=$1 c=$2 note="" line
     case $s in
@@ -349,8 +357,8 @@ record() {
     [ "$s" = validate ] && [ -n "${RPS[proxied,$c]:-}" ] && [ "${RPS[proxied,$c]}" -gt 0 ] \
         && note="vs proxied: $(awk -v a="$rps" -v b="${RPS[proxied,$c]}" 'BEGIN{printf "%.2f", a/b}')"
     RPS[$s,$c]=${rps%.*}
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "${cpu:--}" "$note" \
-        "${pg:--}" "${ngx:--}" "${busy:--}" "${client:--}" "${other:--}" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$rps" "$p50" "$p99" "$errors" "${cpu:--}" "$note" \
+        "${pg:--}" "${ngx:--}" "${busy:--}" "${client:--}" "${other:--}" "$round" >>"$runs"
 }
 
 # set_login_rate RATE: re-renders nginx with the login limit at RATE and reloads it.
@@ -376,11 +384,7 @@ login_flood() {
         fi
         for s in client_credentials validate; do
             say "  login_flood ($variant): $s, $c connections..."
-            if [ "$s" = code_exchange_openid ]; then
-        line=$(BENCH_BASIC=$OIDC_BASIC run_wrk "$s" "$c")
-    else
-        line=$(run_wrk "$s" "$c")
-    fi
+            line=$(run_wrk "$s" "$c")
             local note=""
             [ "$variant" != quiet ] && note="$(awk -v a="$(val rps "$line")" -v b="${RPS[lf quiet $s,$c]}" 'BEGIN{printf "%.2f", a/b}') of quiet"
             record "lf $variant $s" "$c" "$line" "$note"
@@ -401,8 +405,42 @@ if [ -n "$database" ]; then
     dbinfo="postgresql $(psql -X -At -F ' ' -d "$database" -c "SELECT current_setting('server_version'), 'fsync=' || current_setting('fsync'), 'synchronous_commit=' || current_setting('synchronous_commit')" 2>/dev/null || echo '(settings unknown)')"
 fi
 started=$(date -R)
-say "running: $scenarios at $connections connections, ${duration}s each"
-for s in $scenarios; do for c in $connections; do run_scenario "$s" "$c"; done; done
+say "running: $scenarios at $connections connections, ${duration}s each$([ "$rounds" -gt 1 ] && echo ", $rounds rounds")"
+order=$scenarios
+for round in $(seq "$rounds"); do
+    [ "$rounds" -gt 1 ] && say "round $round of $rounds"
+    for s in $order; do for c in $connections; do run_scenario "$s" "$c"; done; done
+    order=$(tr ' ' '\n' <<<"$order" | grep . | tac | xargs)   # the next round runs them backwards
+done
+
+# One row per scenario and connection count: the run with the median requests/s; with
+# several rounds its note gives the range, and code_exchange_openid's note the ratio to
+# code_exchange of the same round (the median of those ratios).
+python3 - "$runs" >"$results" <<'PY'
+import sys
+from collections import OrderedDict
+runs = OrderedDict()
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split("\t")
+    runs.setdefault((f[0], f[1]), []).append(f)
+def median(xs):
+    xs = sorted(xs)
+    return xs[(len(xs) - 1) // 2]
+for (s, c), rows in runs.items():
+    row = list(sorted(rows, key=lambda f: float(f[2]))[(len(rows) - 1) // 2])
+    notes = [row[7]] if row[7] else []
+    if len(rows) > 1:
+        rps = [float(f[2]) for f in rows]
+        notes.append("median of %d runs (%.0f-%.0f)" % (len(rows), min(rps), max(rps)))
+    if s == "code_exchange_openid":
+        base = {f[13]: float(f[2]) for f in runs.get(("code_exchange", c), [])}
+        ratios = [float(f[2]) / base[f[13]] for f in rows if base.get(f[13])]
+        if ratios:
+            notes.append("vs code_exchange: %.2f" % median(ratios)
+                         + (" (rounds: %s)" % " ".join("%.2f" % r for r in ratios) if len(ratios) > 1 else ""))
+    row[7] = "; ".join(notes)
+    print("\t".join(row[:13]))
+PY
 
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 rss_master=$(rss "$master")

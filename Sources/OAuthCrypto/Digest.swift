@@ -10,11 +10,22 @@ public enum Digest {
         var out = [UInt8](repeating: 0, count: 32)
         data.withUnsafeBufferPointer { input in
             out.withUnsafeMutableBufferPointer { output in
-                _ = SHA256(input.baseAddress, input.count, output.baseAddress)
+                if let algorithm = sha256Algorithm {
+                    var length: UInt32 = 32
+                    precondition(EVP_Digest(input.baseAddress, input.count, output.baseAddress, &length, algorithm, nil) == 1,
+                                 "SHA-256 failed")
+                } else {
+                    _ = SHA256(input.baseAddress, input.count, output.baseAddress)
+                }
             }
         }
         return out
     }
+
+    /// Fetched once: OpenSSL 3's one-shot SHA256() looks the algorithm up by name, under a
+    /// lock, on every call (a JWS signature, its at_hash and each PKCE check hash once each).
+    /// A fetched EVP_MD is immutable, so threads share it.
+    nonisolated(unsafe) private static let sha256Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
 
     public static func sha256(_ text: String) -> [UInt8] { sha256(Array(text.utf8)) }
 

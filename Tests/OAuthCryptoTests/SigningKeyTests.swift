@@ -22,6 +22,36 @@ struct SigningKeyTests {
         }
     }
 
+    @Test("ES256 with nonces computed ahead: every signature verifies and no two share r (so no k is used twice)")
+    func noncePool() throws {
+        let key = try SigningKey.generate(.es256)
+        let input = Array("header.payload".utf8)
+        var seen = Set<[UInt8]>()
+        for _ in 0..<(3 * SigningKey.nonceBatch + 1) {
+            let signature = try key.sign(input)
+            #expect(signature.count == 64 && key.verify(signature, of: input))
+            #expect(seen.insert(Array(signature.prefix(32))).inserted)
+        }
+        // And its public half, loaded elsewhere, agrees.
+        let verifier = try SigningKey.load(pem: try key.pem(), algorithm: .es256)
+        #expect(verifier.verify(try key.sign(Array("other".utf8)), of: Array("other".utf8)))
+    }
+
+    @Test("ES256: a forked worker never signs with a nonce its parent computed")
+    func nonceOwnership() throws {
+        let key = try SigningKey.generate(.es256)
+        let input = Array("header.payload".utf8)
+        _ = try key.sign(input, processID: 100)
+        #expect(key.pendingNonces == (owner: 100, count: SigningKey.nonceBatch - 1))
+        // The child (another process ID) finds the parent's nonces: it drops them all and
+        // computes its own; the parent, signing again, cannot meet the child's.
+        let child = try key.sign(input, processID: 200)
+        #expect(key.pendingNonces == (owner: 200, count: SigningKey.nonceBatch - 1))
+        #expect(key.verify(child, of: input))
+        _ = try key.sign(input, processID: 100)
+        #expect(key.pendingNonces == (owner: 100, count: SigningKey.nonceBatch - 1))
+    }
+
     @Test("RFC 7518 §6.2.1: an EC public JWK has 32-byte x and y")
     func ecJWK() throws {
         let jwk = Dictionary(uniqueKeysWithValues: try SigningKey.generate(.es256).publicJWK())

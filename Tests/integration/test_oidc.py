@@ -455,3 +455,42 @@ def test_rfc9068_4_a_forged_or_altered_jwt_access_token_is_refused(stack):
         assert stack.get("/userinfo", headers={"Authorization": "Bearer " + token}).status_code == 401
         assert stack.get("/example/api/", headers={"Authorization": "Bearer " + token}).status_code == 401
     assert stack.get("/example/api/", headers={"Authorization": "Bearer " + real}).status_code == 200
+
+
+def test_es256_signatures_from_every_worker_never_share_a_nonce(stack):
+    """Workers sign ES256 with nonces computed ahead, in batches. They are forked from one
+    master: if a child ever signed with a nonce its parent or a sibling also holds, two
+    signatures would share r = (kG).x and give the private key away. Refresh chains in
+    parallel threads spread the signatures over the workers, several batches each."""
+    import threading
+    c = oidc_client(stack, "--skip-consent")
+    u = oidc_user(stack)
+    chains = []
+    for _ in range(4):
+        _, code = login_for_code(stack, c, u, scope="openid")
+        chains.append(exchange(stack, c, code)["refresh_token"])
+    tokens, errors = [], []
+
+    def refresh(token):
+        for _ in range(40):
+            r = stack.post("/token", auth=basic(c), data={"grant_type": "refresh_token", "refresh_token": token})
+            if r.status_code != 200:
+                errors.append(r.text)
+                return
+            token = r.json()["refresh_token"]
+            tokens.append(r.json()["id_token"])
+
+    threads = [threading.Thread(target=refresh, args=(t,)) for t in chains]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    keys = jwks(stack)
+    rs = set()
+    for token in tokens:
+        assert header(token)["alg"] == "ES256"
+        JWT.decode(token, keys).validate(now=int(time.time()))
+        part = token.split(".")[2]
+        rs.add(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))[:32])
+    assert len(tokens) == 160 and len(rs) == len(tokens)
