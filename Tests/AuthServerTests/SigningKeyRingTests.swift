@@ -21,10 +21,37 @@ final class SigningKeyRingTests: XCTestCase {
         try store.insertSigningKey(try SigningKeyRing.newKey(.es256, key: key, now: 10))
         XCTAssertTrue(try store.retireSigningKey(id: old.id, now: 100))
         func published(at now: Int64) throws -> Bool {
-            let ring = SigningKeyRing(store: store, key: key, clock: .fixed(now), refreshSeconds: 30)
-            return try ring.jwks(tokenLifetime: 600).contains(old.id)
+            let ring = SigningKeyRing(store: store, key: key, clock: .fixed(now), tokenLifetime: 600, refreshSeconds: 30)
+            return try ring.jwks().contains(old.id)
         }
         XCTAssertTrue(try published(at: 100 + 600 + 29))
         XCTAssertFalse(try published(at: 100 + 600 + 30))
+    }
+
+    /// RP-Initiated Logout §2 accepts an expired id_token_hint, but only under a key /jwks
+    /// still publishes: a key retired for longer than tokens live (perhaps because it leaked)
+    /// signs no hint that ends a session without the user's confirmation.
+    func testAHintVerifiesOnlyUnderAKeyStillPublished() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ring-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try SQLiteStore(path: dir.appendingPathComponent("gatehouse.db").path)
+        try store.migrate()
+        let key = SecretKey(bytes: Array(repeating: 7, count: 32))
+        let old = try SigningKeyRing.newKey(.es256, key: key, now: 0)
+        try store.insertSigningKey(old)
+        try store.insertSigningKey(try SigningKeyRing.newKey(.es256, key: key, now: 10))
+        let issuer = "https://id.example"
+        let claims = IDTokenClaims(issuer: issuer, subject: "user-1", audience: "client-1", issuedAt: 50, expiresAt: 650,
+                                   authTime: 40, nonce: nil, accessTokenHash: nil)
+        let signing = SigningKeyRing(store: store, key: key, clock: .fixed(50), tokenLifetime: 600)
+        let hint = try JWS.compact(payload: claims.json, signer: SigningKeyRing.Signer(keyID: old.id, key: try XCTUnwrap(signing.publicKey(old.id))))
+        XCTAssertTrue(try store.retireSigningKey(id: old.id, now: 100))
+        func verifies(at now: Int64) -> Bool {
+            let ring = SigningKeyRing(store: store, key: key, clock: .fixed(now), tokenLifetime: 600, refreshSeconds: 30)
+            return ring.verifiedClaims(hint, issuer: issuer).map { $0.subject == "user-1" && $0.audience == "client-1" } ?? false
+        }
+        XCTAssertTrue(verifies(at: 100 + 600 + 29))  // expired, but its key is still in /jwks
+        XCTAssertFalse(verifies(at: 100 + 600 + 30))
     }
 }

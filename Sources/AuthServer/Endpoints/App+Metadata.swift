@@ -43,7 +43,7 @@ extension App {
     /// Public keys only. Relying parties may cache it for five minutes: a rotated key is
     /// published at once and signs after `--publish-ahead` (README, Signing keys).
     func jwks() throws -> HTTPResponse {
-        .json(200, try keys.jwks(tokenLifetime: config.accessTokenLifetime),
+        .json(200, try keys.jwks(),
               headers: [("Cache-Control", "public, max-age=300"), ("Access-Control-Allow-Origin", "*")])
     }
 }

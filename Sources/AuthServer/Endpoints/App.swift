@@ -34,7 +34,7 @@ public final class App {
         self.pages = pages
         self.clock = clock
         passwords = PasswordChecker(store: store, config: config, clock: clock, gate: UnboundedPasswordHashGate())
-        let keys = SigningKeyRing(store: store, key: key, clock: clock)
+        let keys = SigningKeyRing(store: store, key: key, clock: clock, tokenLifetime: config.accessTokenLifetime)
         self.keys = keys
         let grants = GrantContext(store: store, clock: clock, tokens: TokenMint(generate: { SecureRandom.token() }, hash: key.hash),
                                   lifetimes: config.tokenLifetimes,

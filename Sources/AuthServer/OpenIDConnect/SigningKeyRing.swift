@@ -9,14 +9,17 @@ public final class SigningKeyRing {
     let sealingKey: [UInt8]
     let clock: Clock
     let refreshSeconds: Int64
+    /// How long an ID Token or JWT access token lives: how long a retired key stays published.
+    let tokenLifetime: Int64
     private var stored: [StoredSigningKey] = []
     private var opened: [String: SigningKey] = [:]
     private var readAt: Int64?
 
-    public init(store: any SigningKeyStore, key: SecretKey, clock: Clock, refreshSeconds: Int64 = 30) {
+    public init(store: any SigningKeyStore, key: SecretKey, clock: Clock, tokenLifetime: Int64, refreshSeconds: Int64 = 30) {
         self.store = store
         sealingKey = key.derived("signing-keys")
         self.clock = clock
+        self.tokenLifetime = tokenLifetime
         self.refreshSeconds = refreshSeconds
     }
 
@@ -32,12 +35,10 @@ public final class SigningKeyRing {
 
     /// The JWK Set of /jwks (RFC 7517 §5): public parts only. Read from the store every
     /// time, so a key any worker or host signs with is listed wherever /jwks is answered.
-    public func jwks(tokenLifetime: Int64) throws -> String {
+    public func jwks() throws -> String {
         let now = clock.now()
         try refresh(now, force: true)
-        // A worker learns of a retirement at its next read, up to `refreshSeconds` later, and
-        // may sign with the retired key until then: the key stays published that much longer.
-        let keys = try KeySet.published(stored, at: now, tokenLifetime: tokenLifetime + refreshSeconds).map { stored -> String in
+        let keys = try published(at: now).map { stored -> String in
             var o = JSONObject()
             for (name, value) in try open(stored).publicJWK() { o[name] = value }
             o["kid"] = stored.id
@@ -48,13 +49,23 @@ public final class SigningKeyRing {
         return "{\"keys\":[" + keys.joined(separator: ",") + "]}"
     }
 
-    /// A published key by `kid` (its private half verifies too).
+    /// A key of /jwks by `kid` (its private half verifies too). A key retired for longer
+    /// than tokens live verifies nothing more, as relying parties no longer can: whoever
+    /// has it (the reason to retire it, perhaps) cannot sign a logout hint we accept.
     func publicKey(_ kid: String) throws -> SigningKey? {
         let now = clock.now()
         try refresh(now)
+        // Made by another worker or host since this one's last read: read again, as /jwks does.
         if !stored.contains(where: { $0.id == kid }) { try refresh(now, force: true) }
-        guard let stored = KeySet.published(stored, at: now, tokenLifetime: .max / 2).first(where: { $0.id == kid }) else { return nil }
+        guard let stored = published(at: now).first(where: { $0.id == kid }) else { return nil }
         return try open(stored)
+    }
+
+    /// The keys /jwks lists at `now`. A worker learns of a retirement at its next read, up to
+    /// `refreshSeconds` later, and may sign with the retired key until then: the key stays
+    /// published that much longer.
+    private func published(at now: Int64) -> [StoredSigningKey] {
+        KeySet.published(stored, at: now, tokenLifetime: tokenLifetime + refreshSeconds)
     }
 
     private func refresh(_ now: Int64, force: Bool = false) throws {
