@@ -24,7 +24,8 @@
 # --rounds N runs the whole list N times, every other round in reverse order, so that a
 # drift of this machine's speed (other load, a growing database) weighs on every scenario
 # alike; each row is then the run with the median requests/s, its note the range, and
-# code_exchange_openid's note the median of its per-round ratios to code_exchange.
+# code_exchange_openid's note the median of its per-round ratios to code_exchange (and
+# the ratio of the two scenarios' requests summed over all rounds).
 # health always runs: it is the baseline of the ratio column. requests/s counts only expected answers; "errors" is
 # unexpected statuses plus socket errors. GATEHOUSE_BIN overrides the binary. --database
 # runs the instance on PostgreSQL (a libpq URI of an empty database or schema, e.g. from
@@ -417,15 +418,12 @@ done
 # several rounds its note gives the range, and code_exchange_openid's note the ratio to
 # code_exchange of the same round (the median of those ratios).
 python3 - "$runs" >"$results" <<'PY'
-import sys
+import statistics, sys
 from collections import OrderedDict
 runs = OrderedDict()
 for line in open(sys.argv[1]):
     f = line.rstrip("\n").split("\t")
     runs.setdefault((f[0], f[1]), []).append(f)
-def median(xs):
-    xs = sorted(xs)
-    return xs[(len(xs) - 1) // 2]
 for (s, c), rows in runs.items():
     row = list(sorted(rows, key=lambda f: float(f[2]))[(len(rows) - 1) // 2])
     notes = [row[7]] if row[7] else []
@@ -434,10 +432,12 @@ for (s, c), rows in runs.items():
         notes.append("median of %d runs (%.0f-%.0f)" % (len(rows), min(rps), max(rps)))
     if s == "code_exchange_openid":
         base = {f[13]: float(f[2]) for f in runs.get(("code_exchange", c), [])}
-        ratios = [float(f[2]) / base[f[13]] for f in rows if base.get(f[13])]
-        if ratios:
-            notes.append("vs code_exchange: %.2f" % median(ratios)
-                         + (" (rounds: %s)" % " ".join("%.2f" % r for r in ratios) if len(ratios) > 1 else ""))
+        pairs = [(float(f[2]), base[f[13]]) for f in rows if base.get(f[13])]
+        if pairs:
+            ratios = [a / b for a, b in pairs]
+            notes.append("vs code_exchange: %.2f" % statistics.median(ratios) + (
+                " (rounds: %s; all rounds summed: %.2f)" % (" ".join("%.2f" % r for r in ratios),
+                sum(a for a, _ in pairs) / sum(b for _, b in pairs)) if len(pairs) > 1 else ""))
     row[7] = "; ".join(notes)
     print("\t".join(row[:13]))
 PY
