@@ -15,4 +15,13 @@ public enum SecureRandom {
     public static func token(byteCount: Int = 32) -> String {
         Base64URL.encode(bytes(byteCount))
     }
+
+    /// A `token` that does not start with '-' (1 in 64 would), for identifiers an operator
+    /// types after a command, where a leading '-' reads as an option: client ids, key ids.
+    public static func identifier(byteCount: Int) -> String {
+        while true {
+            let s = token(byteCount: byteCount)
+            if !s.hasPrefix("-") { return s }
+        }
+    }
 }

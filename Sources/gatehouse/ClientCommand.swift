@@ -11,12 +11,7 @@ struct ClientCommand: ParsableCommand {
 
     /// WSO2-style consumer key or secret: 28 URL-safe characters from 21 random bytes
     /// (168 bits); never starting with '-', so it can be passed as an argument.
-    static func generateCredential() -> String {
-        while true {
-            let s = SecureRandom.token(byteCount: 21)
-            if !s.hasPrefix("-") { return s }
-        }
-    }
+    static func generateCredential() -> String { SecureRandom.identifier(byteCount: 21) }
 
     static func json(_ c: Client, secret: String?) -> String {
         var o = JSONObject()

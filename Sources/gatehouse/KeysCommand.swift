@@ -71,9 +71,21 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop signing with a key; it stays in /jwks until every token it signed has expired.")
         @OptionGroup var options: ConfigOptions
-        @Argument var kid: String
+        // Taken as it comes even when it starts with '-' (keys made before kids avoided a
+        // leading '-' have one in 64 times); a `--` before it is allowed too.
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The key's kid (from gatehouse keys list).", valueName: "kid"))
+        var words: [String] = []
+        var kid: String? { words.filter { $0 != "--" }.count == 1 ? words.first { $0 != "--" } : nil }
+
+        func validate() throws {
+            guard kid != nil else {
+                throw ValidationError(words.isEmpty ? "give the kid of the key to retire (gatehouse keys list shows them)"
+                                      : "give exactly one kid (gatehouse keys list shows them), not: \(words.joined(separator: " "))")
+            }
+        }
 
         func run() throws {
+            guard let kid else { return }
             let (config, store, _) = try options.open()
             let now = Int64(Date().timeIntervalSince1970)
             let keys = try store.signingKeys()

@@ -31,6 +31,15 @@ struct KnownAnswerTests {
         #expect(SecureRandom.token() != t)
     }
 
+    @Test("identifiers (client and key ids) never start with '-', which a command line reads as an option")
+    func identifier() {
+        // One token in 64 starts with '-': 2,000 draws would meet ~31 of them.
+        for _ in 0..<2000 {
+            let id = SecureRandom.identifier(byteCount: 12)
+            #expect(id.count == 16 && !id.hasPrefix("-"))
+        }
+    }
+
     @Test("constant-time equality")
     func constantTime() {
         #expect(ConstantTime.equals("abc", "abc"))

@@ -25,23 +25,30 @@ extension App {
 
         // The confirmation form coming back.
         if request.method == "POST", let sealed = (try? params.single("logout")) ?? nil {
-            guard let session, let csrf = (try? params.single("csrf")) ?? nil, ConstantTime.equals(csrf, session.record.csrf),
-                let carried = unseal(sealed, purpose: "logout", csrf: csrf)
-            else { return signedOut(cookie: nil) }
-            try store.deleteSession(idHash: session.idHash)
-            Log.info("logout", ["confirmed": true])
-            return backToClient(clientID: (try? carried.single("client_id")) ?? nil,
-                                uri: (try? carried.single("post_logout_redirect_uri")) ?? nil,
-                                state: (try? carried.single("state")) ?? nil, status: 303) ?? signedOut(cookie: App.clearedCookie)
+            guard let session else { return signedOut(cookie: nil) }
+            if let csrf = (try? params.single("csrf")) ?? nil, ConstantTime.equals(csrf, session.record.csrf),
+                let carried = unseal(sealed, purpose: "logout", csrf: csrf) {
+                try store.deleteSession(idHash: session.idHash)
+                Log.info("logout", ["confirmed": true])
+                return backToClient(clientID: (try? carried.single("client_id")) ?? nil,
+                                    uri: (try? carried.single("post_logout_redirect_uri")) ?? nil,
+                                    state: (try? carried.single("state")) ?? nil, status: 303) ?? signedOut(cookie: App.clearedCookie)
+            }
+            // A stale form (from before a new login) or a forged one: the session goes on, so
+            // the page below asks again rather than say "signed out".
         }
 
-        let hinted = hint.flatMap { keys.verifiedClaims($0, issuer: config.issuer) }
+        // A hint counts when we signed it (any key /jwks still lists), for a client that is
+        // still registered (a removed client's ID Tokens sign nobody out) and the client_id
+        // sent with it, if any, is that client (§2: the OP MUST check they match).
+        let hinted = hint.flatMap { keys.verifiedClaims($0, issuer: config.issuer) }.flatMap { claims in
+            (clientID.map { claims.audience.sameBytes(as: $0) } ?? true) && ((try? store.client(id: claims.audience)) ?? nil) != nil
+                ? claims : nil
+        }
         let sessionSubject = try session?.record.userID.flatMap { try store.user(id: $0)?.subject }
         if let hinted, session == nil || sessionSubject == hinted.subject {
             if let session { try store.deleteSession(idHash: session.idHash) }
             Log.info("logout", ["client": hinted.audience])
-            // A client_id that contradicts the hint is not believed (§3).
-            if let clientID, clientID != hinted.audience { return signedOut(cookie: App.clearedCookie) }
             return backToClient(clientID: hinted.audience, uri: uri, state: state, status: 302)
                 ?? signedOut(cookie: App.clearedCookie)
         }

@@ -18,18 +18,24 @@ extension App {
         guard request.method == "GET" || request.method == "POST" else {
             return .json(405, #"{"error":"invalid_request","error_description":"use GET or POST"}"#, headers: [("Allow", "GET, POST")])
         }
+        // The form body's access_token (§2.2), when a POST carries a form.
+        var inBody: String?
+        if request.method == "POST", request.mediaType == "application/x-www-form-urlencoded",
+            let body = String(validating: request.body, as: UTF8.self) {
+            guard let form = try? Parameters.parse(body), let value = try? form.single("access_token") else {
+                return challenge(400, "invalid_request", "malformed form body")
+            }
+            inBody = value
+        }
         var token: String?
         switch BearerToken.parse(request.header("authorization")) {
         case .malformed: return challenge(400, "invalid_request", "malformed Authorization header")
-        case .token(let t): token = t
-        case .missing:
-            if request.method == "POST", request.mediaType == "application/x-www-form-urlencoded",
-                let body = String(validating: request.body, as: UTF8.self) {
-                guard let form = try? Parameters.parse(body), let value = try? form.single("access_token") else {
-                    return challenge(400, "invalid_request", "malformed form body")
-                }
-                token = value
-            }
+        case .token(let t):
+            // §3.1: a request that "uses more than one method for including an access token"
+            // is invalid_request, whichever of them is valid.
+            if inBody != nil { return challenge(400, "invalid_request", "the access token was sent more than once") }
+            token = t
+        case .missing: token = inBody
         }
         // §3.1 of RFC 6750: no credentials at all get a challenge without an error code.
         guard let token else { return challenge(401, nil) }

@@ -94,7 +94,7 @@ public final class SigningKeyRing {
         -> StoredSigningKey
     {
         let signing = try SigningKey.generate(algorithm == .es256 ? .es256 : .rs256)
-        let id = SecureRandom.token(byteCount: 12)
+        let id = SecureRandom.identifier(byteCount: 12)
         let sealed = try AEAD.seal(try signing.pem(), key: key.derived("signing-keys"), context: Array(id.utf8))
         return StoredSigningKey(id: id, algorithm: algorithm, sealedPrivateKey: sealed, createdAt: now, activeFrom: now + publishAhead)
     }
