@@ -447,6 +447,14 @@ def test_rfc6750_2_userinfo_takes_one_token_by_one_method(stack):
                                (t["access_token"], t["access_token"])):
         r = stack.post("/userinfo", headers={"Authorization": "Bearer " + in_header}, data={"access_token": in_body})
         assert r.status_code == 400 and r.json().get("error") == "invalid_request", (r.status_code, r.text)
+    # A header beside an empty or unrelated form is one method: served (libraries do post that).
+    form = {"Authorization": "Bearer " + t["access_token"], "Content-Type": "application/x-www-form-urlencoded"}
+    for body in ("", "client_id=x"):
+        r = stack.post("/userinfo", headers=form, data=body)
+        assert r.status_code == 200 and "sub" in r.json(), (body, r.status_code, r.text)
+    # No header and a form without a token: no credentials (§3.1), not a malformed request.
+    r = stack.post("/userinfo", data={"client_id": "x"})
+    assert r.status_code == 401 and "error=" not in r.headers["WWW-Authenticate"], (r.status_code, r.text)
 
 
 def test_rfc9068_jwt_access_token_works_at_userinfo_only_while_not_revoked(stack):

@@ -18,14 +18,16 @@ extension App {
         guard request.method == "GET" || request.method == "POST" else {
             return .json(405, #"{"error":"invalid_request","error_description":"use GET or POST"}"#, headers: [("Allow", "GET, POST")])
         }
-        // The form body's access_token (§2.2), when a POST carries a form.
+        // The form body's access_token (§2.2), when a POST carries a form that has one (an
+        // empty or unrelated form beside a header is fine).
         var inBody: String?
         if request.method == "POST", request.mediaType == "application/x-www-form-urlencoded",
             let body = String(validating: request.body, as: UTF8.self) {
-            guard let form = try? Parameters.parse(body), let value = try? form.single("access_token") else {
+            do {
+                inBody = try Parameters.parse(body).single("access_token")  // throws when repeated
+            } catch {
                 return challenge(400, "invalid_request", "malformed form body")
             }
-            inBody = value
         }
         var token: String?
         switch BearerToken.parse(request.header("authorization")) {
