@@ -165,11 +165,13 @@ class Stack:
 
     def sql(self, query):
         """Runs `query` against this stack's database (sqlite3 or psql); answers its output."""
+        # The query goes through stdin: one argument may not pass 128 KiB (MAX_ARG_STRLEN), and
+        # a query listing a few thousand token hashes does.
         if POSTGRES:
-            cmd = ["psql", "-q", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.env["GATEHOUSE_DATABASE"], "-c", query]
+            cmd = ["psql", "-q", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.env["GATEHOUSE_DATABASE"]]
         else:
-            cmd = ["sqlite3", "-cmd", ".timeout 10000", getattr(self, "db", os.path.join(self.home, "gatehouse.db")), query]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            cmd = ["sqlite3", "-bail", "-cmd", ".timeout 10000", getattr(self, "db", os.path.join(self.home, "gatehouse.db"))]
+        r = subprocess.run(cmd, input=query, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
 
