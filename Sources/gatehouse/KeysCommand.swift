@@ -75,7 +75,10 @@ struct KeysCommand: ParsableCommand {
         // leading '-' have one in 64 times); a `--` before it is allowed too.
         @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The key's kid (from gatehouse keys list).", valueName: "kid"))
         var words: [String] = []
-        var kid: String? { words.filter { $0 != "--" }.count == 1 ? words.first { $0 != "--" } : nil }
+        var kid: String? {
+            let given = words.filter { $0 != "--" }
+            return given.count == 1 ? given[0] : nil
+        }
 
         func validate() throws {
             guard kid != nil else {

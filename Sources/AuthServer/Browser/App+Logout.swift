@@ -30,7 +30,8 @@ extension App {
                 let carried = unseal(sealed, purpose: "logout", csrf: csrf) {
                 try store.deleteSession(idHash: session.idHash)
                 Log.info("logout", ["confirmed": true])
-                return backToClient(clientID: (try? carried.single("client_id")) ?? nil,
+                let client = ((try? carried.single("client_id")) ?? nil).flatMap { (try? store.client(id: $0)) ?? nil }
+                return backToClient(client,
                                     uri: (try? carried.single("post_logout_redirect_uri")) ?? nil,
                                     state: (try? carried.single("state")) ?? nil, status: 303) ?? signedOut(cookie: App.clearedCookie)
             }
@@ -41,20 +42,23 @@ extension App {
         // A hint counts when we signed it (any key /jwks still lists), for a client that is
         // still registered (a removed client's ID Tokens sign nobody out) and the client_id
         // sent with it, if any, is that client (§2: the OP MUST check they match).
-        let hinted = hint.flatMap { keys.verifiedClaims($0, issuer: config.issuer) }.flatMap { claims in
-            (clientID.map { claims.audience.sameBytes(as: $0) } ?? true) && ((try? store.client(id: claims.audience)) ?? nil) != nil
-                ? claims : nil
+        let verified = hint.flatMap { keys.verifiedClaims($0, issuer: config.issuer) }
+        let hinted = verified.flatMap { claims -> (subject: String, client: Client)? in
+            guard clientID.map({ claims.audience.sameBytes(as: $0) }) ?? true,
+                let client = (try? store.client(id: claims.audience)) ?? nil
+            else { return nil }
+            return (claims.subject, client)
         }
         let sessionSubject = try session?.record.userID.flatMap { try store.user(id: $0)?.subject }
         if let hinted, session == nil || sessionSubject == hinted.subject {
             if let session { try store.deleteSession(idHash: session.idHash) }
-            Log.info("logout", ["client": hinted.audience])
-            return backToClient(clientID: hinted.audience, uri: uri, state: state, status: 302)
+            Log.info("logout", ["client": hinted.client.id])
+            return backToClient(hinted.client, uri: uri, state: state, status: 302)
                 ?? signedOut(cookie: App.clearedCookie)
         }
         guard let session else { return signedOut(cookie: nil) }
         var carried = Parameters()
-        if let clientID = clientID ?? hinted?.audience { carried.append("client_id", clientID) }
+        if let clientID = clientID ?? hinted?.client.id { carried.append("client_id", clientID) }
         if let uri { carried.append("post_logout_redirect_uri", uri) }
         if let state { carried.append("state", state) }
         let csrf = session.record.csrf
@@ -67,10 +71,9 @@ extension App {
 
     static let clearedCookie = "\(App.sessionCookie)=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
 
-    /// A redirect to `uri` when it is registered, exactly, for `clientID`; nil otherwise.
-    private func backToClient(clientID: String?, uri: String?, state: String?, status: Int) -> HTTPResponse? {
-        guard let clientID, let uri, let client = try? store.client(id: clientID),
-            client.postLogoutRedirectURIs.contains(where: { $0.sameBytes(as: uri) })
+    /// A redirect to `uri` when it is registered, exactly, for `client`; nil otherwise.
+    private func backToClient(_ client: Client?, uri: String?, state: String?, status: Int) -> HTTPResponse? {
+        guard let client, let uri, client.postLogoutRedirectURIs.contains(where: { $0.sameBytes(as: uri) })
         else { return nil }
         var p = Parameters()
         if let state { p.append("state", state) }
